@@ -1,0 +1,145 @@
+"""Typed structured configs, one dataclass per config group.
+
+Each group's YAML files start from the group's ``schema`` entry registered here, so a wrong
+type (``model.dropout=abc``) or an unknown key fails while Hydra composes, before any work.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+
+@dataclass
+class DataConfig:
+    name: str = MISSING  # a source in moodgen.data.SOURCES: vgmidi | folder
+    root: str | None = None  # else $MOODGEN_DATA_DIR, else the user cache (downloaded)
+    download: bool = True  # fetch VGMIDI into the user cache when no root is found
+    exclude_labelled_test: bool = True  # drop LM-train pieces the labelled test phrases come from
+    val_fraction: float = 0.1  # folder source: share of pieces held out for validation
+    max_files: int | None = None  # cap per split, for quick runs and tests
+    num_workers: int = 0
+
+
+@dataclass
+class TokenizerConfig:
+    name: str = MISSING  # a tokenizer in moodgen.tokenizers.TOKENIZERS: remi | tsd | midilike | structured
+    pitch_range: list[int] = field(default_factory=lambda: [21, 109])
+    beat_res: dict[str, int] = field(default_factory=lambda: {"0_4": 8, "4_12": 4})
+    num_velocities: int = 16
+    use_tempos: bool = False
+    use_time_signatures: bool = False
+    use_rests: bool = False
+    use_sustain_pedals: bool = False
+    use_chords: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)  # any other miditok.TokenizerConfig field
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # preset name, used in run names
+    cell: str = "lstm"  # a layer in moodgen.models.LAYERS: lstm | mlstm
+    embedding_dim: int = 128
+    hidden_size: int = 256
+    num_layers: int = 2
+    dropout: float = 0.1  # on the input of every recurrent layer
+    noise_std: float = 0.0  # Gaussian noise after the first recurrent layer, training only
+    output_dropout: float = 0.0  # extra dropout layer before the output layer (0 = none)
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    batch_size: int = 32
+    seq_len: int = 128
+
+
+@dataclass
+class TrainerConfig:
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    max_epochs: int = 4
+    max_steps: int = -1
+    max_time: str | None = None  # "DD:HH:MM:SS" wall-clock cap
+    limit_train_batches: Any = 1.0
+    limit_val_batches: Any = 1.0
+    val_check_interval: Any = 1.0
+    fast_dev_run: Any = False
+    gradient_clip_val: float = 1.0
+    accumulate_grad_batches: int = 1
+    log_every_n_steps: int = 10
+    num_sanity_val_steps: int = 2
+    deterministic: bool = False
+    enable_progress_bar: bool = True
+
+
+@dataclass
+class LoggerConfig:
+    name: str = MISSING  # mlflow | none
+    tracking_uri: str | None = None  # else $MLFLOW_TRACKING_URI, else sqlite under paths.mlruns_dir
+    experiment_name: str = "moodgen"
+    run_name: str | None = None  # else built from the preset and the command-line overrides
+    log_checkpoints: bool = True
+
+
+@dataclass
+class CallbacksConfig:
+    monitor: str = "lm/val_loss"
+    save_last: bool = True
+    early_stopping_patience: int | None = None
+
+
+@dataclass
+class PathsConfig:
+    root_dir: str = MISSING  # where the command was launched
+    mlruns_dir: str = MISSING
+    cache_dir: str = MISSING  # tokenized corpora and downloads
+    output_dir: str = MISSING  # this run's Hydra output folder
+
+
+@dataclass
+class SamplesConfig:
+    n: int = 4
+    max_tokens: int = 1024
+    temperature: float = 1.0
+    top_p: float = 0.95
+
+
+@dataclass
+class TrainConfig:
+    task_name: str = "train"
+    seed: int = 42
+    optimized_metric: str = "lm/val_loss"
+    tags: list[str] = field(default_factory=list)
+    data: DataConfig = MISSING
+    tokenizer: TokenizerConfig = MISSING
+    model: ModelConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    logger: LoggerConfig = MISSING
+    callbacks: CallbacksConfig = MISSING
+    paths: PathsConfig = MISSING
+    samples: SamplesConfig = field(default_factory=SamplesConfig)
+
+
+GROUP_SCHEMAS = {
+    "data": DataConfig,
+    "tokenizer": TokenizerConfig,
+    "model": ModelConfig,
+    "trainer": TrainerConfig,
+    "logger": LoggerConfig,
+    "callbacks": CallbacksConfig,
+    "paths": PathsConfig,
+}
+
+
+def register_configs() -> None:
+    # `${cwd:}`: the launch folder, resolvable outside a Hydra run too (tests, notebooks)
+    OmegaConf.register_resolver("cwd", os.getcwd, replace=True)
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    for group, node in GROUP_SCHEMAS.items():
+        cs.store(group=group, name="schema", node=node)

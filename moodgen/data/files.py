@@ -1,0 +1,15 @@
+"""What a data source hands to the tokenizer: the LM's train and validation pieces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class LMFiles:
+    root: Path
+    train: list[Path]
+    val: list[Path]  # whole pieces, never windows of training pieces
+    summary: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,49 @@
+"""Token ids -> MIDI file, and MIDI -> piano-roll PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: files only, never a window
+import matplotlib.pyplot as plt
+import symusic
+
+
+def tokens_to_midi(tokenizer, ids: list[int], path: Path) -> symusic.Score:
+    """Decode one token sequence and write it as a MIDI file (invalid token orders are dropped)."""
+    score = tokenizer.decode([ids])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    score.dump_midi(str(path))
+    return score
+
+
+def note_count(score: symusic.Score) -> int:
+    return sum(len(track.notes) for track in score.tracks)
+
+
+def piano_roll_png(score: symusic.Score, path: Path, title: str = "") -> Path:
+    """Notes as horizontal bars, pitch over time in seconds (the report's 'note distribution')."""
+    seconds = score.to("second")
+    fig, ax = plt.subplots(figsize=(10, 3.5), dpi=100)
+    for track in seconds.tracks:
+        notes = track.notes.numpy()  # dict of arrays: time, duration, pitch, velocity
+        ax.barh(
+            notes["pitch"],
+            notes["duration"].clip(min=0.02),
+            left=notes["time"],
+            height=0.8,
+            color=plt.cm.viridis(notes["velocity"] / 127),
+        )
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(title or Path(path).stem)
+    ax.autoscale_view()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

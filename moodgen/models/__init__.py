@@ -1,0 +1,3 @@
+from .lstm import LAYERS, LanguageModel
+
+__all__ = ["LAYERS", "LanguageModel"]

@@ -1,0 +1,87 @@
+"""The LSTM language model: every variant the report tested is an option of this one class.
+
+embedding -> dropout -> layer 1 -> [Gaussian noise] -> dropout -> layer 2 ... -> [dropout] -> dense
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..errors import MoodgenError
+from .mlstm import MLSTMLayer
+
+State = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (h, c), each [B, H]
+
+
+class LSTMLayer(nn.Module):
+    """One nn.LSTM layer (cuDNN / fused CPU kernel) with the same call shape as MLSTMLayer."""
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.rnn = nn.LSTM(input_size, hidden_size, batch_first=True)
+
+    def forward(self, x, state=None):
+        if state is not None:
+            state = (state[0].unsqueeze(0).contiguous(), state[1].unsqueeze(0).contiguous())
+        out, (h, c) = self.rnn(x, state)
+        return out, (h.squeeze(0), c.squeeze(0))
+
+
+# cell name -> layer class; a new variant is one class here plus one conf/model/*.yaml
+LAYERS: dict[str, type[nn.Module]] = {"lstm": LSTMLayer, "mlstm": MLSTMLayer}
+
+
+class GaussianNoise(nn.Module):
+    """Additive N(0, std^2) noise in training only, as Keras' GaussianNoise layer."""
+
+    def __init__(self, std: float):
+        super().__init__()
+        self.std = std
+
+    def forward(self, x):
+        if self.training and self.std > 0:
+            return x + torch.randn_like(x) * self.std
+        return x
+
+
+class LanguageModel(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        cell: str = "lstm",
+        embedding_dim: int = 128,
+        hidden_size: int = 256,
+        num_layers: int = 2,
+        dropout: float = 0.1,
+        noise_std: float = 0.0,
+        output_dropout: float = 0.0,
+    ):
+        super().__init__()
+        if cell not in LAYERS:
+            raise MoodgenError(f"unknown model.cell {cell!r}: use one of {', '.join(LAYERS)}")
+        if num_layers < 1:
+            raise MoodgenError(f"model.num_layers={num_layers}: need at least 1")
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
+        sizes = [embedding_dim] + [hidden_size] * num_layers
+        self.layers = nn.ModuleList(LAYERS[cell](sizes[i], sizes[i + 1]) for i in range(num_layers))
+        self.noise = GaussianNoise(noise_std)
+        self.dropout = nn.Dropout(dropout)
+        self.output_dropout = nn.Dropout(output_dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, tokens: torch.Tensor, state: State | None = None, return_hidden: bool = False):
+        """tokens [B, T] -> logits [B, T, V], new state (and every layer's outputs [B, T, H])."""
+        x = self.embedding(tokens)  # [B, T, E]
+        new_state, hidden = [], []
+        for i, layer in enumerate(self.layers):
+            x = self.dropout(x)  # Keras LSTM(dropout=...) drops every layer's input
+            x, layer_state = layer(x, None if state is None else state[i])  # [B, T, H]
+            if i == 0:
+                x = self.noise(x)
+            new_state.append(layer_state)
+            hidden.append(x)
+        logits = self.head(self.output_dropout(x))  # [B, T, V]
+        if return_hidden:
+            return logits, new_state, hidden
+        return logits, new_state

@@ -1,0 +1,209 @@
+"""The stage sequence of one training run: data -> lm -> samples.
+
+A stage is ``stage(ctx) -> ctx`` over one Context; later stages (classifier, steering,
+evaluation) append themselves to STAGES without reshaping the ones before.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+
+from . import data as data_sources
+from .data.files import LMFiles
+from .data.windows import LMDataModule
+from .errors import MoodgenError
+from .generation.render import note_count, piano_roll_png, tokens_to_midi
+from .generation.sampler import sample
+from .models.module import LanguageModelModule
+from .tokenizers import Corpus, bos_id, build_tokenizer, encode_corpus, eos_id, save_tokenizer
+from .tracking import NullTracker, Tracker
+
+log = logging.getLogger("moodgen")
+
+
+@dataclass
+class Context:
+    cfg: DictConfig
+    tracker: Tracker | NullTracker
+    output_dir: Path
+    files: LMFiles | None = None
+    tokenizer: Any = None
+    train_corpus: Corpus | None = None
+    val_corpus: Corpus | None = None
+    module: LanguageModelModule | None = None
+    best_checkpoint: Path | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def record(self, metrics: dict[str, float]) -> None:
+        self.metrics.update(metrics)
+        self.tracker.log_metrics(metrics)
+
+
+def unigram_perplexity(train: Corpus, val: Corpus, vocab_size: int) -> float:
+    """Perplexity on val of add-one-smoothed token frequencies from train: the floor to beat."""
+    counts = np.bincount(train.ids, minlength=vocab_size).astype(np.float64) + 1.0
+    log_probs = np.log(counts / counts.sum())
+    return float(np.exp(-log_probs[val.ids[1:]].mean()))
+
+
+def data_stage(ctx: Context) -> Context:
+    cfg = ctx.cfg
+    files = ctx.files = ctx.files or data_sources.lm_files(cfg.data)
+    ctx.tokenizer = build_tokenizer(cfg.tokenizer)
+    cache = Path(cfg.paths.cache_dir)
+    log.info(
+        "tokenizing %d train + %d validation pieces with %s (cached in %s)",
+        len(files.train),
+        len(files.val),
+        cfg.tokenizer.name,
+        cache,
+    )
+    ctx.train_corpus = encode_corpus(ctx.tokenizer, files.train, cache)
+    ctx.val_corpus = encode_corpus(ctx.tokenizer, files.val, cache)
+    skipped = ctx.train_corpus.skipped + ctx.val_corpus.skipped
+    if skipped:
+        log.warning(
+            "skipped %d unusable MIDI file(s): %s",
+            len(skipped),
+            "; ".join(f"{name} ({reason})" for name, reason in skipped),
+        )
+    need = cfg.model.seq_len + 1
+    for split, corpus in (("train", ctx.train_corpus), ("validation", ctx.val_corpus)):
+        if corpus.n_tokens < need:
+            raise MoodgenError(
+                f"the {split} pieces hold {corpus.n_tokens} tokens, fewer than one window of "
+                f"model.seq_len+1={need}; add MIDI files or lower model.seq_len"
+            )
+    summary = {
+        **files.summary,
+        "train_files": len(ctx.train_corpus.names),
+        "val_files": len(ctx.val_corpus.names),
+        "skipped_files": len(skipped),
+        "train_tokens": ctx.train_corpus.n_tokens,
+        "val_tokens": ctx.val_corpus.n_tokens,
+        "vocab_size": len(ctx.tokenizer),
+    }
+    log.info("data: %s", ", ".join(f"{k}={v}" for k, v in summary.items()))
+    ctx.tracker.set_tags({f"data.{k}": v for k, v in summary.items()})
+    ctx.tracker.log_json(
+        {**summary, "train": ctx.train_corpus.names, "val": ctx.val_corpus.names, "skipped": skipped},
+        "data/summary.json",
+    )
+    tokenizer_dir = ctx.output_dir / "tokenizer"
+    save_tokenizer(ctx.tokenizer, tokenizer_dir)
+    ctx.tracker.log_artifact(tokenizer_dir, "tokenizer")
+    ctx.record(
+        {"lm/unigram_val_ppl": unigram_perplexity(ctx.train_corpus, ctx.val_corpus, len(ctx.tokenizer))}
+    )
+    return ctx
+
+
+def _callbacks(cfg: DictConfig, checkpoint_dir: Path) -> tuple[ModelCheckpoint, list]:
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        filename="best-epoch{epoch:02d}",
+        auto_insert_metric_name=False,
+        monitor=cfg.callbacks.monitor,
+        mode="min",
+        save_top_k=1,
+        save_last=cfg.callbacks.save_last,
+    )
+    callbacks: list = [checkpoint]
+    if cfg.callbacks.early_stopping_patience:
+        callbacks.append(
+            EarlyStopping(
+                monitor=cfg.callbacks.monitor, mode="min", patience=cfg.callbacks.early_stopping_patience
+            )
+        )
+    return checkpoint, callbacks
+
+
+def lm_stage(ctx: Context) -> Context:
+    cfg = ctx.cfg
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    ctx.module = LanguageModelModule(len(ctx.tokenizer), model_cfg)
+    datamodule = LMDataModule(
+        ctx.train_corpus, ctx.val_corpus, cfg.model.seq_len, cfg.model.batch_size, cfg.data.num_workers
+    )
+    checkpoint, callbacks = _callbacks(cfg, ctx.output_dir / "checkpoints")
+    trainer = pl.Trainer(
+        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        callbacks=callbacks,
+        logger=ctx.tracker.lightning_logger,
+        default_root_dir=ctx.output_dir,
+    )
+    params = sum(p.numel() for p in ctx.module.parameters())
+    log.info(
+        "training %s (%s parameters) on %d windows of %d tokens",
+        cfg.model.name,
+        f"{params:,}",
+        len(datamodule.train_set),
+        cfg.model.seq_len,
+    )
+    ctx.tracker.set_tags({"model.parameters": params})
+    trainer.fit(ctx.module, datamodule=datamodule)
+    last_val = trainer.callback_metrics.get("lm/val_loss")
+    best = checkpoint.best_model_score if checkpoint.best_model_path else last_val
+    if best is not None:
+        ctx.record({"lm/best_val_loss": float(best), "lm/best_val_ppl": math.exp(float(best))})
+        ctx.metrics["lm/val_loss"] = float(best)
+    if checkpoint.best_model_path:
+        ctx.best_checkpoint = Path(checkpoint.best_model_path)
+        best_state = torch.load(ctx.best_checkpoint, map_location="cpu", weights_only=True)
+        ctx.module.load_state_dict(best_state["state_dict"])
+        if cfg.logger.log_checkpoints:
+            ctx.tracker.log_artifact(ctx.best_checkpoint, "checkpoints")
+            if checkpoint.last_model_path:
+                ctx.tracker.log_artifact(checkpoint.last_model_path, "checkpoints")
+    return ctx
+
+
+def samples_stage(ctx: Context) -> Context:
+    cfg, tokenizer = ctx.cfg, ctx.tokenizer
+    generator = torch.Generator().manual_seed(cfg.seed)
+    net = ctx.module.net.cpu()
+    sequences = sample(
+        net,
+        cfg.samples.n,
+        cfg.samples.max_tokens,
+        bos_id(tokenizer),
+        eos_id(tokenizer),
+        cfg.samples.temperature,
+        cfg.samples.top_p,
+        generator,
+    )
+    folder = ctx.output_dir / "samples"
+    notes = []
+    for i, ids in enumerate(sequences):
+        path = folder / f"sample_{i}.mid"
+        score = tokens_to_midi(tokenizer, ids, path)
+        notes.append(note_count(score))
+        piano_roll_png(score, path.with_suffix(".png"), title=f"{cfg.model.name} sample {i}")
+    log.info("wrote %d samples to %s (notes per piece: %s)", len(sequences), folder, notes)
+    ctx.tracker.log_artifact(folder, "samples")
+    ctx.record({"samples/mean_notes": float(np.mean(notes)) if notes else 0.0})
+    return ctx
+
+
+STAGES: list[Callable[[Context], Context]] = [data_stage, lm_stage, samples_stage]
+
+
+def run(cfg: DictConfig, tracker: Tracker | NullTracker, files: LMFiles | None = None) -> Context:
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(cfg=cfg, tracker=tracker, output_dir=output_dir, files=files)
+    for stage in STAGES:
+        ctx = stage(ctx)
+    return ctx

@@ -1,0 +1,172 @@
+"""MLflow: where the store is, one run per invocation, and what goes into it.
+
+Default store: SQLite at ``mlruns/mlflow.db`` with artifacts in ``mlruns/artifacts/`` under the
+launch folder; ``logger.tracking_uri`` or ``$MLFLOW_TRACKING_URI`` point elsewhere. Only the
+rank-0 process of a distributed run records anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import MLFlowLogger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+log = logging.getLogger(__name__)
+
+
+def default_tracking_uri(mlruns_dir: str | Path) -> str:
+    return f"sqlite:///{Path(mlruns_dir).resolve() / 'mlflow.db'}"
+
+
+def tracking_uri(cfg: DictConfig) -> str:
+    return (
+        cfg.logger.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or default_tracking_uri(cfg.paths.mlruns_dir)
+    )
+
+
+def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = (artifact_root / name).as_uri() if artifact_root else None
+    return client.create_experiment(name, artifact_location=location)
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        items = {}
+        for key, value in tree.items():
+            items.update(flatten(value, f"{prefix}{key}."))
+        return items
+    return {prefix.rstrip("."): tree}
+
+
+def git_commit(folder: str | Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=5, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class _RunOwnedLogger(MLFlowLogger):
+    """Lightning's MLflow logger, except that the pipeline (not fit) ends the run."""
+
+    def finalize(self, status: str = "success") -> None:
+        pass
+
+
+class Tracker:
+    """One MLflow run: params, tags, metrics and artifacts, plus Lightning's logger for it."""
+
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        run_name: str,
+        artifact_root: Path | None,
+        tags: dict[str, str] | None = None,
+    ):
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+        self.experiment_id = get_or_create_experiment(self.client, experiment, artifact_root)
+        self.experiment = experiment
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags or {})
+        self.run_id = run.info.run_id
+        self.lightning_logger = _RunOwnedLogger(
+            experiment_name=experiment, tracking_uri=uri, run_id=self.run_id, log_model=False
+        )
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for start in range(0, len(items), 100):  # MLflow's batch limit
+            self.client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
+        import time
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_json(self, data: Any, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, json.dumps(data, indent=2, default=str), artifact_file)
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status)
+
+    def where(self) -> str:
+        return f"MLflow run {self.run_id} (experiment {self.experiment!r}) in {self.uri}"
+
+
+class NullTracker:
+    """logger=none, or a non-zero rank: the same calls, recorded nowhere."""
+
+    run_id = None
+    lightning_logger = False
+
+    def __init__(self, output_dir: str | Path = "."):
+        self.output_dir = output_dir
+
+    def log_params(self, params):
+        pass
+
+    def set_tags(self, tags):
+        pass
+
+    def log_metrics(self, metrics, step=0):
+        pass
+
+    def log_artifact(self, path, artifact_path=None):
+        pass
+
+    def log_json(self, data, artifact_file):
+        pass
+
+    def end(self, status="FINISHED"):
+        pass
+
+    def where(self) -> str:
+        return f"no tracking (logger=none); files are in {self.output_dir}"
+
+
+def make_tracker(cfg: DictConfig, run_name: str) -> Tracker | NullTracker:
+    if cfg.logger.name == "none" or rank_zero_only.rank != 0:
+        return NullTracker(cfg.paths.output_dir)
+    uri = tracking_uri(cfg)
+    artifact_root = None
+    if uri == default_tracking_uri(cfg.paths.mlruns_dir):
+        Path(cfg.paths.mlruns_dir).mkdir(parents=True, exist_ok=True)
+        artifact_root = Path(cfg.paths.mlruns_dir).resolve() / "artifacts"
+    tags = {"moodgen.entry_point": cfg.task_name}
+    commit = git_commit(Path(__file__).parent)  # the code that ran, wherever it was launched
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    tracker = Tracker(uri, cfg.logger.experiment_name, run_name, artifact_root, tags)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    tracker.log_params(flatten(resolved))
+    tracker.client.log_text(tracker.run_id, OmegaConf.to_yaml(resolved), "config/config.yaml")
+    return tracker

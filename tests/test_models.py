@@ -1,0 +1,66 @@
+"""The language model: the report's parameter count, every cell, state carrying, noise in training only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from moodgen.models import LAYERS, LanguageModel
+from moodgen.models.module import ARCHITECTURE_KEYS
+
+from .conftest import compose_train
+
+PRESETS = ["lstm_small", "lstm", "mlstm", "paper"]
+
+
+def build(tmp_path, preset: str, vocab: int = 254, **overrides) -> LanguageModel:
+    cfg = compose_train(tmp_path, [f"model={preset}"]).model
+    kwargs = {k: cfg[k] for k in ARCHITECTURE_KEYS} | overrides
+    return LanguageModel(vocab, **kwargs)
+
+
+def test_paper_parameter_count(tmp_path):
+    # Keras: 8,067,838; PyTorch's LSTM keeps two bias vectors: + 4 layers x 4 gates x 512
+    assert sum(p.numel() for p in build(tmp_path, "paper").parameters()) == 8_067_838 + 4 * 4 * 512
+
+
+@pytest.mark.parametrize("cell", sorted(LAYERS))
+def test_carried_state_equals_one_pass(cell):
+    torch.manual_seed(0)
+    net = LanguageModel(40, cell=cell, embedding_dim=8, hidden_size=12, num_layers=2).eval()
+    tokens = torch.randint(0, 40, (3, 10))  # [B, T]
+    full, _ = net(tokens)
+    state, steps = None, []
+    for t in range(10):
+        logits, state = net(tokens[:, t : t + 1], state)
+        steps.append(logits)
+    assert torch.allclose(torch.cat(steps, dim=1), full, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_presets_forward_shapes(tmp_path, preset):
+    net = build(tmp_path, preset, vocab=50, hidden_size=16, embedding_dim=8)
+    logits, state, hidden = net(torch.randint(0, 50, (2, 5)), return_hidden=True)
+    assert logits.shape == (2, 5, 50)
+    assert len(state) == len(hidden) == net_layers(net)
+    assert hidden[-1].shape == (2, 5, 16) and state[-1][1].shape == (2, 16)
+
+
+def net_layers(net: LanguageModel) -> int:
+    return len(net.layers)
+
+
+def test_noise_only_in_training():
+    torch.manual_seed(0)
+    net = LanguageModel(30, embedding_dim=8, hidden_size=8, num_layers=2, dropout=0.0, noise_std=1.0)
+    tokens = torch.randint(0, 30, (2, 6))
+    net.eval()
+    assert torch.equal(net(tokens)[0], net(tokens)[0])
+    net.train()
+    assert not torch.equal(net(tokens)[0], net(tokens)[0])
+
+
+def test_extra_dropout_layer_sits_before_the_output():
+    net = LanguageModel(30, embedding_dim=8, hidden_size=8, num_layers=1, output_dropout=0.5)
+    assert net.output_dropout.p == 0.5
+    assert list(dict(net.named_children()))[-2:] == ["output_dropout", "head"]
