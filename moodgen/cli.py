@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
 from .config import register_configs
 from .errors import MoodgenError
@@ -29,6 +30,7 @@ def quiet_third_party() -> None:
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropTips())
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*number of training batches.*logging interval")
+    warnings.filterwarnings("ignore", message=r".*``noload`` loader strategy is deprecated")
 
 
 def fail(message: str) -> NoReturn:
@@ -56,9 +58,12 @@ def check_overrides(config_name: str, argv: list[str]) -> None:
         return
     try:
         with initialize_config_dir(str(CONF_DIR)):
-            compose(config_name, overrides=argv)
+            cfg = compose(config_name, overrides=argv)
     except Exception as exc:
         fail(one_line(exc))
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        fail(f"{missing[0]} has no value; set it on the command line, e.g. {missing[0]}=...")
 
 
 def overrides_label(limit: int = 120) -> str:

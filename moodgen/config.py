@@ -140,6 +140,6 @@ def register_configs() -> None:
     # `${cwd:}`: the launch folder, resolvable outside a Hydra run too (tests, notebooks)
     OmegaConf.register_resolver("cwd", os.getcwd, replace=True)
     cs = ConfigStore.instance()
-    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="train_schema", node=TrainConfig, replace=True)
     for group, node in GROUP_SCHEMAS.items():
-        cs.store(group=group, name="schema", node=node)
+        cs.store(group=group, name="schema", node=node, replace=True)

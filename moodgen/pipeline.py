@@ -27,7 +27,7 @@ from .generation.render import note_count, piano_roll_png, tokens_to_midi
 from .generation.sampler import sample
 from .models.module import LanguageModelModule
 from .tokenizers import Corpus, bos_id, build_tokenizer, encode_corpus, eos_id, save_tokenizer
-from .tracking import NullTracker, Tracker
+from .tracking import CHECKPOINT_TAG, NullTracker, Tracker
 
 log = logging.getLogger("moodgen")
 
@@ -103,10 +103,19 @@ def data_stage(ctx: Context) -> Context:
     tokenizer_dir = ctx.output_dir / "tokenizer"
     save_tokenizer(ctx.tokenizer, tokenizer_dir)
     ctx.tracker.log_artifact(tokenizer_dir, "tokenizer")
-    ctx.record(
-        {"lm/unigram_val_ppl": unigram_perplexity(ctx.train_corpus, ctx.val_corpus, len(ctx.tokenizer))}
-    )
+    ctx.record({"lm/unigram_val_ppl": unigram_perplexity(ctx.train_corpus, ctx.val_corpus, len(ctx.tokenizer))})
     return ctx
+
+
+class InterruptCheckpoint(pl.Callback):
+    """Ctrl-C mid-training saves `interrupted.ckpt`, so stopping a run never loses its work."""
+
+    def __init__(self, dirpath: Path):
+        self.dirpath = Path(dirpath)
+
+    def on_exception(self, trainer, pl_module, exception):
+        if isinstance(exception, KeyboardInterrupt):
+            trainer.save_checkpoint(self.dirpath / "interrupted.ckpt")
 
 
 def _callbacks(cfg: DictConfig, checkpoint_dir: Path) -> tuple[ModelCheckpoint, list]:
@@ -119,12 +128,10 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path) -> tuple[ModelCheckpoint, 
         save_top_k=1,
         save_last=cfg.callbacks.save_last,
     )
-    callbacks: list = [checkpoint]
+    callbacks: list = [checkpoint, InterruptCheckpoint(checkpoint_dir)]
     if cfg.callbacks.early_stopping_patience:
         callbacks.append(
-            EarlyStopping(
-                monitor=cfg.callbacks.monitor, mode="min", patience=cfg.callbacks.early_stopping_patience
-            )
+            EarlyStopping(monitor=cfg.callbacks.monitor, mode="min", patience=cfg.callbacks.early_stopping_patience)
         )
     return checkpoint, callbacks
 
@@ -166,6 +173,7 @@ def lm_stage(ctx: Context) -> Context:
             ctx.tracker.log_artifact(ctx.best_checkpoint, "checkpoints")
             if checkpoint.last_model_path:
                 ctx.tracker.log_artifact(checkpoint.last_model_path, "checkpoints")
+            ctx.tracker.set_tags({CHECKPOINT_TAG: f"checkpoints/{ctx.best_checkpoint.name}"})
     return ctx
 
 

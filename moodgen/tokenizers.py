@@ -10,6 +10,7 @@ from pathlib import Path
 
 import miditok
 import numpy as np
+from tqdm.auto import tqdm
 
 from .data.download import sha256_file
 from .data.midi import read_piano
@@ -125,7 +126,7 @@ def encode_corpus(tokenizer, files: list[Path], cache_dir: Path | None = None) -
         if cache_path.exists():
             return _load(cache_path)
     chunks, names, skipped = [], [], []
-    for path in files:
+    for path in tqdm(files, desc="tokenizing", unit="file", disable=len(files) < 50, leave=False):
         try:
             chunks.append(np.asarray(encode_file(tokenizer, path), dtype=np.int32))
             names.append(path.name)

@@ -29,9 +29,7 @@ def default_tracking_uri(mlruns_dir: str | Path) -> str:
 
 def tracking_uri(cfg: DictConfig) -> str:
     return (
-        cfg.logger.tracking_uri
-        or os.environ.get("MLFLOW_TRACKING_URI")
-        or default_tracking_uri(cfg.paths.mlruns_dir)
+        cfg.logger.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri(cfg.paths.mlruns_dir)
     )
 
 
@@ -81,6 +79,9 @@ class Tracker:
         tags: dict[str, str] | None = None,
     ):
         self.uri = uri
+        # Lightning's logger calls mlflow.set_tracking_uri, which exports MLFLOW_TRACKING_URI
+        # for the whole process; end() restores it so the next run in a sweep chooses afresh.
+        self._env_uri = os.environ.get("MLFLOW_TRACKING_URI")
         self.client = MlflowClient(tracking_uri=uri)
         self.experiment_id = get_or_create_experiment(self.client, experiment, artifact_root)
         self.experiment = experiment
@@ -117,6 +118,10 @@ class Tracker:
 
     def end(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)
+        if self._env_uri is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = self._env_uri
 
     def where(self) -> str:
         return f"MLflow run {self.run_id} (experiment {self.experiment!r}) in {self.uri}"
@@ -169,4 +174,51 @@ def make_tracker(cfg: DictConfig, run_name: str) -> Tracker | NullTracker:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tracker.log_params(flatten(resolved))
     tracker.client.log_text(tracker.run_id, OmegaConf.to_yaml(resolved), "config/config.yaml")
+    hydra_dir = Path(cfg.paths.output_dir) / ".hydra"  # Hydra's own record: overrides, hydra.yaml
+    if hydra_dir.is_dir():
+        tracker.log_artifact(hydra_dir, "config/hydra")
     return tracker
+
+
+CHECKPOINT_TAG = "moodgen.checkpoint"  # artifact path of a train run's best checkpoint
+
+
+def find_train_run(cfg: DictConfig, ref: str):
+    """An MLflow run by id, or `latest`: the newest finished training run with a checkpoint."""
+    from mlflow.exceptions import MlflowException
+
+    from .errors import MoodgenError
+
+    uri = tracking_uri(cfg)
+    client = MlflowClient(tracking_uri=uri)
+    if ref != "latest":
+        try:
+            run = client.get_run(ref)
+        except MlflowException:
+            raise MoodgenError(
+                f"no MLflow run {ref!r} in {uri}; use lm_run=latest or a run id from `mlflow ui`"
+            ) from None
+        if CHECKPOINT_TAG not in run.data.tags:
+            raise MoodgenError(
+                f"run {ref} has no checkpoint (fast_dev_run or logger.log_checkpoints=false?); "
+                "train one with: python -m moodgen.train"
+            )
+        return client, run
+    experiment = client.get_experiment_by_name(cfg.logger.experiment_name)
+    runs = (
+        []
+        if experiment is None
+        else client.search_runs(
+            [experiment.experiment_id],
+            filter_string="attributes.status = 'FINISHED' and tags.`moodgen.entry_point` = 'train'",
+            order_by=["attributes.start_time DESC"],
+            max_results=100,
+        )
+    )
+    for run in runs:
+        if CHECKPOINT_TAG in run.data.tags:
+            return client, run
+    raise MoodgenError(
+        f"no finished training run with a checkpoint in {uri} (experiment "
+        f"{cfg.logger.experiment_name!r}); train one with: python -m moodgen.train"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -29,9 +30,12 @@ def train(cfg: DictConfig) -> float | None:
     tracker = make_tracker(cfg, run_name(cfg))
     try:
         ctx = pipeline.run(cfg, tracker, files)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
+        checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+        if checkpoints.is_dir():
+            tracker.log_artifact(checkpoints, "checkpoints")
         tracker.end("KILLED")
-        log.warning("interrupted: checkpoints so far are in %s", cfg.paths.output_dir)
+        log.warning("interrupted: checkpoints so far are in %s", checkpoints)
         raise
     except BaseException:
         tracker.end("FAILED")
@@ -42,8 +46,7 @@ def train(cfg: DictConfig) -> float | None:
         print(f"moodgen: browse it with: mlflow ui --backend-store-uri {tracker.uri}", flush=True)
     if cfg.optimized_metric not in ctx.metrics:
         raise MoodgenError(
-            f"optimized_metric={cfg.optimized_metric} was not measured; "
-            f"choose one of {', '.join(sorted(ctx.metrics))}"
+            f"optimized_metric={cfg.optimized_metric} was not measured; choose one of {', '.join(sorted(ctx.metrics))}"
         )
     return ctx.metrics[cfg.optimized_metric]
 

@@ -24,9 +24,7 @@ def make_midi(path: Path, pitches: list[int], *, tracks: int = 1, step: int = 24
     for t in range(tracks):
         track = symusic.Track(name=f"hand{t}", program=0, is_drum=False)
         for i, pitch in enumerate(pitches[t::tracks]):
-            track.notes.append(
-                symusic.Note(time=(i * tracks + t) * step, duration=step, pitch=pitch, velocity=80)
-            )
+            track.notes.append(symusic.Note(time=(i * tracks + t) * step, duration=step, pitch=pitch, velocity=80))
         score.tracks.append(track)
     path.parent.mkdir(parents=True, exist_ok=True)
     score.dump_midi(str(path))

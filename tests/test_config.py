@@ -16,9 +16,7 @@ from moodgen.tokenizers import TOKENIZERS, build_tokenizer
 
 from .conftest import REPO, compose_train
 
-OPTIONS = [
-    (group, path.stem) for group in GROUP_SCHEMAS for path in sorted((CONF_DIR / group).glob("*.yaml"))
-]
+OPTIONS = [(group, path.stem) for group in GROUP_SCHEMAS for path in sorted((CONF_DIR / group).glob("*.yaml"))]
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])

@@ -83,6 +83,8 @@ def test_folder_source_splits_by_piece(midi_folder):
 
 
 def test_folder_errors(tmp_path):
+    with pytest.raises(MoodgenError, match=r"data=folder needs a folder: add data.root="):
+        lm_files(data_cfg(name="folder"))
     with pytest.raises(MoodgenError, match=r"is not a folder"):
         lm_files(data_cfg(name="folder", root=str(tmp_path / "missing")))
     with pytest.raises(MoodgenError, match=r"holds 0 MIDI"):

@@ -56,9 +56,7 @@ def test_checksum_mismatch_aborts_and_leaves_nothing(vgmidi_root, tmp_path):
 def test_unreachable_archive_is_one_clear_error(tmp_path):
     url = (tmp_path / "nowhere" / "{commit}.zip").as_uri().replace("%7B", "{").replace("%7D", "}")
     with pytest.raises(MoodgenError, match=r"could not download VGMIDI.*data.root"):
-        download_vgmidi(
-            tmp_path / "vgmidi", url_template=url, manifest={"v1/x.csv": "0"}, show_progress=False
-        )
+        download_vgmidi(tmp_path / "vgmidi", url_template=url, manifest={"v1/x.csv": "0"}, show_progress=False)
 
 
 def test_resolve_root_downloads_into_the_user_cache(vgmidi_root, monkeypatch, tmp_path):

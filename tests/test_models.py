@@ -64,3 +64,20 @@ def test_extra_dropout_layer_sits_before_the_output():
     net = LanguageModel(30, embedding_dim=8, hidden_size=8, num_layers=1, output_dropout=0.5)
     assert net.output_dropout.p == 0.5
     assert list(dict(net.named_children()))[-2:] == ["output_dropout", "head"]
+
+
+@pytest.mark.parametrize("cell", sorted(LAYERS))
+def test_padded_batch_state_matches_each_sequence_alone(cell):
+    torch.manual_seed(0)
+    net = LanguageModel(40, cell=cell, embedding_dim=8, hidden_size=12, num_layers=2).eval()
+    rows = [torch.randint(1, 40, (n,)) for n in (7, 3, 5)]
+    padded = torch.zeros(3, 7, dtype=torch.long)
+    for i, row in enumerate(rows):
+        padded[i, : len(row)] = row
+    _, state, hidden = net(padded, return_hidden=True, lengths=torch.tensor([7, 3, 5]))
+    for i, row in enumerate(rows):
+        _, alone, alone_hidden = net(row[None], return_hidden=True)
+        for layer in range(2):
+            assert torch.allclose(state[layer][0][i], alone[layer][0][0], atol=1e-5)
+            assert torch.allclose(state[layer][1][i], alone[layer][1][0], atol=1e-5)
+        assert torch.allclose(hidden[-1][i, : len(row)], alone_hidden[-1][0], atol=1e-5)

@@ -16,6 +16,8 @@ def _stable_key(path: Path) -> str:
 
 
 def lm_files(cfg) -> LMFiles:
+    if not cfg.root:
+        raise MoodgenError("data=folder needs a folder: add data.root=/path/to/midi")
     root = Path(cfg.root).expanduser().resolve()
     if not root.is_dir():
         raise MoodgenError(f"data.root={cfg.root} is not a folder; point it at a folder of .mid files")

@@ -18,6 +18,7 @@ from .midi import list_midi
 
 ENV_VAR = "MOODGEN_DATA_DIR"
 REQUIRED = ("v1/vgmidi_train.csv", "v1/vgmidi_test.csv", "unlabelled/train", "unlabelled/test")
+LABEL_COLUMNS = {"valence", "arousal", "filepath"}
 LABELLED_SPLITS = {"train": "v1/vgmidi_train.csv", "test": "v1/vgmidi_test.csv"}
 
 
@@ -79,7 +80,14 @@ def load_phrases(root: Path, split: str) -> list[Phrase]:
     """The report's labelled split: 161 train / 40 test phrases (paths relative to v1/)."""
     csv_path = root / LABELLED_SPLITS[split]
     with open(csv_path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+        reader = csv.DictReader(handle)
+        missing = LABEL_COLUMNS - set(reader.fieldnames or ())
+        if missing:
+            raise MoodgenError(
+                f"label file {csv_path} lacks column(s) {', '.join(sorted(missing))}; "
+                f"expected {','.join(sorted(LABEL_COLUMNS))} (VGMIDI v1 layout)"
+            )
+        rows = list(reader)
     return [
         Phrase(
             path=root / "v1" / row["filepath"],

@@ -21,10 +21,16 @@ class LSTMLayer(nn.Module):
         super().__init__()
         self.rnn = nn.LSTM(input_size, hidden_size, batch_first=True)
 
-    def forward(self, x, state=None):
+    def forward(self, x, state=None, lengths=None):
+        # x [B, T, E]; lengths [B] (right-padded batch) -> final state at each true length
         if state is not None:
             state = (state[0].unsqueeze(0).contiguous(), state[1].unsqueeze(0).contiguous())
-        out, (h, c) = self.rnn(x, state)
+        if lengths is None:
+            out, (h, c) = self.rnn(x, state)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, (h, c) = self.rnn(packed, state)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         return out, (h.squeeze(0), c.squeeze(0))
 
 
@@ -70,13 +76,22 @@ class LanguageModel(nn.Module):
         self.output_dropout = nn.Dropout(output_dropout)
         self.head = nn.Linear(hidden_size, vocab_size)
 
-    def forward(self, tokens: torch.Tensor, state: State | None = None, return_hidden: bool = False):
-        """tokens [B, T] -> logits [B, T, V], new state (and every layer's outputs [B, T, H])."""
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        state: State | None = None,
+        return_hidden: bool = False,
+        lengths: torch.Tensor | None = None,
+    ):
+        """tokens [B, T] -> logits [B, T, V], new state (and every layer's outputs [B, T, H]).
+
+        With lengths [B] the batch is right-padded and the state is taken at each true length.
+        """
         x = self.embedding(tokens)  # [B, T, E]
         new_state, hidden = [], []
         for i, layer in enumerate(self.layers):
             x = self.dropout(x)  # Keras LSTM(dropout=...) drops every layer's input
-            x, layer_state = layer(x, None if state is None else state[i])  # [B, T, H]
+            x, layer_state = layer(x, None if state is None else state[i], lengths)  # [B, T, H]
             if i == 0:
                 x = self.noise(x)
             new_state.append(layer_state)

@@ -21,8 +21,10 @@ class MLSTMLayer(nn.Module):
         self.wx = nn.Linear(input_size, 4 * hidden_size, bias=True)
         self.wm = nn.Linear(hidden_size, 4 * hidden_size, bias=False)
 
-    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        # x: [B, T, E] -> outputs [B, T, H]
+    def forward(
+        self, x: torch.Tensor, state: State | None = None, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, State]:
+        # x: [B, T, E] -> outputs [B, T, H]; with lengths [B], steps past a row's length keep its state
         batch, steps, _ = x.shape
         if state is None:
             zeros = x.new_zeros(batch, self.hidden_size)
@@ -34,7 +36,12 @@ class MLSTMLayer(nn.Module):
         for t in range(steps):
             m = mx[:, t] * self.wmh(h)  # [B, H]
             i, f, o, u = (gx[:, t] + self.wm(m)).chunk(4, dim=-1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(u)
-            h = torch.sigmoid(o) * torch.tanh(c)
-            outputs.append(h)
+            c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(u)
+            h_new = torch.sigmoid(o) * torch.tanh(c_new)
+            if lengths is None:
+                h, c = h_new, c_new
+            else:
+                live = (t < lengths).unsqueeze(-1)  # [B, 1]
+                h, c = torch.where(live, h_new, h), torch.where(live, c_new, c)
+            outputs.append(h_new)
         return torch.stack(outputs, dim=1), (h, c)
