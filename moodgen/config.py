@@ -102,6 +102,29 @@ class PathsConfig:
 
 
 @dataclass
+class ClassifierConfig:
+    name: str = MISSING  # logreg | finetune | none
+    features: str = "final_cell"  # final_cell | final_hidden | mean_hidden | all_layers
+    compare: list[str] = field(default_factory=list)  # more feature sets, e.g. [mean_hidden, handcrafted]
+    targets: list[str] = field(default_factory=lambda: ["mood4", "valence", "arousal"])
+    cv: str = "kfold10"  # kfold10 (StratifiedKFold 10) | shuffle10 (the report's shuffle split)
+    n_trials: int = 30  # Optuna trials per target and feature set
+    log2_c_min: float = -10.0
+    log2_c_max: float = 6.0
+    penalties: list[str] = field(default_factory=lambda: ["l1", "l2"])
+    class_weight: str | None = None  # None | balanced
+    max_iter: int = 2000
+    n_jobs: int = 2  # CV folds fitted in parallel
+    steering_neurons: bool = True  # also fit the L1 probe whose neurons steering evolves
+    # classifier=finetune: the LM + a linear head, fine-tuned; epochs chosen by the same CV on train
+    finetune_epochs: int = 5
+    finetune_lr: float = 2e-4
+    finetune_head_lr: float = 2e-3
+    finetune_max_tokens: int = 512  # phrases are cut to their first N tokens
+    finetune_batch_size: int = 16
+
+
+@dataclass
 class SamplesConfig:
     n: int = 4
     max_tokens: int = 1024
@@ -122,7 +145,22 @@ class TrainConfig:
     logger: LoggerConfig = MISSING
     callbacks: CallbacksConfig = MISSING
     paths: PathsConfig = MISSING
+    classifier: ClassifierConfig = MISSING
     samples: SamplesConfig = field(default_factory=SamplesConfig)
+
+
+@dataclass
+class ClassifyConfig:
+    """`python -m moodgen.classify`: the classifier stage on an LM already in the tracking store."""
+
+    task_name: str = "classify"
+    seed: int = 42
+    lm_run: str = "latest"  # an MLflow run id, or the newest finished training run
+    data_root: str | None = None  # VGMIDI root; else the LM run's data.root, $MOODGEN_DATA_DIR, cache
+    optimized_metric: str = "clf/mood4/final_cell/cv_acc"
+    classifier: ClassifierConfig = MISSING
+    logger: LoggerConfig = MISSING
+    paths: PathsConfig = MISSING
 
 
 GROUP_SCHEMAS = {
@@ -133,6 +171,7 @@ GROUP_SCHEMAS = {
     "logger": LoggerConfig,
     "callbacks": CallbacksConfig,
     "paths": PathsConfig,
+    "classifier": ClassifierConfig,
 }
 
 
@@ -141,5 +180,6 @@ def register_configs() -> None:
     OmegaConf.register_resolver("cwd", os.getcwd, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig, replace=True)
+    cs.store(name="classify_schema", node=ClassifyConfig, replace=True)
     for group, node in GROUP_SCHEMAS.items():
         cs.store(group=group, name="schema", node=node, replace=True)

@@ -1,4 +1,4 @@
-"""The stage sequence of one training run: data -> lm -> samples.
+"""The stage sequence of one training run: data -> lm -> classifier -> samples.
 
 A stage is ``stage(ctx) -> ctx`` over one Context; later stages (classifier, steering,
 evaluation) append themselves to STAGES without reshaping the ones before.
@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from . import data as data_sources
+from .classifier.stage import classify_stage
 from .data.files import LMFiles
 from .data.windows import LMDataModule
 from .errors import MoodgenError
@@ -204,7 +205,7 @@ def samples_stage(ctx: Context) -> Context:
     return ctx
 
 
-STAGES: list[Callable[[Context], Context]] = [data_stage, lm_stage, samples_stage]
+STAGES: list[Callable[[Context], Context]] = [data_stage, lm_stage, classify_stage, samples_stage]
 
 
 def run(cfg: DictConfig, tracker: Tracker | NullTracker, files: LMFiles | None = None) -> Context:

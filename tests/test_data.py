@@ -109,3 +109,10 @@ def test_shared_copy_has_one_unreadable_file(vgmidi_root, tmp_path):
     corpus = encode_corpus(tokenizer, files.train, tmp_path / "cache")
     assert len(corpus.skipped) == 1
     assert len(corpus.names) == len(files.train) - 1
+
+
+def test_label_file_with_unknown_columns_is_one_clear_error(tmp_path):
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v1" / "vgmidi_train.csv").write_text("mood,path\n1,a.mid\n")
+    with pytest.raises(MoodgenError, match=r"lacks column\(s\) arousal, filepath, valence"):
+        vg.load_phrases(tmp_path, "train")
