@@ -25,12 +25,23 @@ class _DropTips(logging.Filter):
         return "litlogger" not in record.getMessage()
 
 
+def optuna_experimental_warning() -> type[Warning]:
+    try:
+        from optuna.exceptions import ExperimentalWarning
+    except ImportError:
+        return UserWarning
+    return ExperimentalWarning
+
+
 def quiet_third_party() -> None:
     """Silence advertising and deprecation chatter that is not ours to fix."""
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropTips())
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*number of training batches.*logging interval")
     warnings.filterwarnings("ignore", message=r".*``noload`` loader strategy is deprecated")
+    # our own Hydra callback is instantiated on Hydra's legacy (blacklist) path
+    warnings.filterwarnings("ignore", message=r".*_target_='moodgen\..*with no\s+_execution_whitelist_")
+    warnings.filterwarnings("ignore", category=optuna_experimental_warning())
 
 
 def fail(message: str) -> NoReturn:
@@ -49,21 +60,59 @@ def one_line(exc: BaseException) -> str:
     return text.replace(" Available options in", "; available options in").replace("\t", " ")
 
 
-def check_overrides(config_name: str, argv: list[str]) -> None:
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def _is_sweep(override: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return OverridesParser.create().parse_override(override).is_sweep_override()
+    except Exception:  # a malformed override: let compose report it
+        return False
+
+
+def check_overrides(config_name: str, argv: list[str]) -> list[str]:
     """Compose once before Hydra runs, so a wrong option is one line instead of a stack.
 
-    Flags (-m, --cfg, --help, ...) are left to Hydra: sweeps are checked per job.
+    Returns the argv Hydra should see: with --multirun when the composed config asks for a sweep
+    (experiments set hydra.mode: MULTIRUN, which Hydra must know before it composes), and, for an
+    Optuna study in persistent storage, with n_trials lowered to the trials still missing, so the
+    same command resumes an interrupted study. Other flags (--cfg, --help, ...) go to Hydra as they
+    are; sweeps over several values are checked per job.
     """
-    if any(arg.startswith("-") for arg in argv):
-        return
+    multirun = any(arg in MULTIRUN_FLAGS for arg in argv)
+    overrides = [arg for arg in argv if arg not in MULTIRUN_FLAGS]
+    if any(arg.startswith("-") for arg in overrides) or any(_is_sweep(arg) for arg in overrides):
+        return argv
     try:
         with initialize_config_dir(str(CONF_DIR)):
-            cfg = compose(config_name, overrides=argv)
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
     except Exception as exc:
         fail(one_line(exc))
-    missing = sorted(OmegaConf.missing_keys(cfg))
+    missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not key.startswith("hydra."))
     if missing:
         fail(f"{missing[0]} has no value; set it on the command line, e.g. {missing[0]}=...")
+    multirun = multirun or str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    if not multirun:
+        return argv
+    sweeper = cfg.hydra.sweeper
+    if sweeper.get("study_name") and sweeper.get("storage"):
+        from .sweeps import completed_trials
+
+        done = completed_trials(sweeper.study_name, sweeper.storage)
+        if done:
+            remaining = max(0, sweeper.n_trials - done)
+            print(
+                f"moodgen: study {sweeper.study_name!r} has {done} finished trial(s); running {remaining} more "
+                f"(n_trials={sweeper.n_trials} in total)",
+                flush=True,
+            )
+            overrides.append(f"hydra.sweeper.n_trials={remaining}")
+            if sweeper.get("sampler") and sweeper.sampler.get("seed") is not None:
+                # a re-seeded sampler would replay the first call's random start-up trials
+                overrides.append(f"hydra.sweeper.sampler.seed={sweeper.sampler.seed + done}")
+    return ["--multirun", *overrides]
 
 
 def overrides_label(limit: int = 120) -> str:
@@ -90,7 +139,7 @@ def hydra_entry(config_name: str, task: Callable[[Any], Any]) -> Callable[[], An
             fail(str(exc))
 
     def main() -> Any:
-        check_overrides(config_name, sys.argv[1:])
+        sys.argv[1:] = check_overrides(config_name, sys.argv[1:])
         return hydra.main(config_path=str(CONF_DIR), config_name=config_name)(guarded)()
 
     return main

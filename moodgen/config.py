@@ -113,6 +113,8 @@ class ClassifierConfig:
     log2_c_max: float = 6.0
     penalties: list[str] = field(default_factory=lambda: ["l1", "l2"])
     class_weight: str | None = None  # None | balanced
+    C: float | None = None  # fixed C and penalty: no search (hparams_search=classifier_optuna sets them)
+    penalty: str | None = None
     max_iter: int = 2000
     n_jobs: int = 2  # CV folds fitted in parallel
     steering_neurons: bool = True  # also fit the L1 probe whose neurons steering evolves
@@ -138,6 +140,9 @@ class TrainConfig:
     seed: int = 42
     optimized_metric: str = "lm/val_loss"
     tags: list[str] = field(default_factory=list)
+    sweep_name: str = "train"  # names a multirun's parent MLflow run and folder (experiments set it)
+    init_from: str | None = None  # start the LM from a checkpoint: an MLflow run id or a .ckpt path
+    resume: str | None = None  # continue a stopped run (MLflow run id) from its last checkpoint
     data: DataConfig = MISSING
     tokenizer: TokenizerConfig = MISSING
     model: ModelConfig = MISSING

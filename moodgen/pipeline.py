@@ -28,7 +28,7 @@ from .generation.render import note_count, piano_roll_png, tokens_to_midi
 from .generation.sampler import sample
 from .models.module import LanguageModelModule
 from .tokenizers import Corpus, bos_id, build_tokenizer, encode_corpus, eos_id, save_tokenizer
-from .tracking import CHECKPOINT_TAG, NullTracker, Tracker
+from .tracking import CHECKPOINT_TAG, NullTracker, Tracker, init_checkpoint
 
 log = logging.getLogger("moodgen")
 
@@ -44,6 +44,8 @@ class Context:
     val_corpus: Corpus | None = None
     module: LanguageModelModule | None = None
     best_checkpoint: Path | None = None
+    resume_from: str | None = None  # a checkpoint to continue training from
+    is_main: bool = True  # False in DDP ranks > 0: they stop after training
     metrics: dict[str, float] = field(default_factory=dict)
 
     def record(self, metrics: dict[str, float]) -> None:
@@ -141,6 +143,8 @@ def lm_stage(ctx: Context) -> Context:
     cfg = ctx.cfg
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     ctx.module = LanguageModelModule(len(ctx.tokenizer), model_cfg)
+    if cfg.init_from and not ctx.resume_from:
+        load_weights(ctx.module, init_checkpoint(cfg, cfg.init_from))
     datamodule = LMDataModule(
         ctx.train_corpus, ctx.val_corpus, cfg.model.seq_len, cfg.model.batch_size, cfg.data.num_workers
     )
@@ -160,7 +164,10 @@ def lm_stage(ctx: Context) -> Context:
         cfg.model.seq_len,
     )
     ctx.tracker.set_tags({"model.parameters": params})
-    trainer.fit(ctx.module, datamodule=datamodule)
+    trainer.fit(ctx.module, datamodule=datamodule, ckpt_path=ctx.resume_from)
+    ctx.is_main = trainer.is_global_zero
+    if not ctx.is_main:
+        return ctx
     last_val = trainer.callback_metrics.get("lm/val_loss")
     best = checkpoint.best_model_score if checkpoint.best_model_path else last_val
     if best is not None:
@@ -208,11 +215,27 @@ def samples_stage(ctx: Context) -> Context:
 STAGES: list[Callable[[Context], Context]] = [data_stage, lm_stage, classify_stage, samples_stage]
 
 
-def run(cfg: DictConfig, tracker: Tracker | NullTracker, files: LMFiles | None = None) -> Context:
+def load_weights(module: LanguageModelModule, checkpoint: str) -> None:
+    """Start from another run's weights (not its optimizer or step): the report's chained experiments."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:
+        raise MoodgenError(
+            f"init_from checkpoint {checkpoint} does not fit this model/tokenizer ({str(exc).splitlines()[0]})"
+        ) from None
+    log.info("initialised the LM from %s", checkpoint)
+
+
+def run(
+    cfg: DictConfig, tracker: Tracker | NullTracker, files: LMFiles | None = None, resume_from: str | None = None
+) -> Context:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(cfg=cfg, tracker=tracker, output_dir=output_dir, files=files)
+    ctx = Context(cfg=cfg, tracker=tracker, output_dir=output_dir, files=files, resume_from=resume_from)
     for stage in STAGES:
         ctx = stage(ctx)
+        if not ctx.is_main:
+            break
     return ctx

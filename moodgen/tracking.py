@@ -77,6 +77,7 @@ class Tracker:
         run_name: str,
         artifact_root: Path | None,
         tags: dict[str, str] | None = None,
+        run_id: str | None = None,
     ):
         self.uri = uri
         # Lightning's logger calls mlflow.set_tracking_uri, which exports MLFLOW_TRACKING_URI
@@ -85,8 +86,11 @@ class Tracker:
         self.client = MlflowClient(tracking_uri=uri)
         self.experiment_id = get_or_create_experiment(self.client, experiment, artifact_root)
         self.experiment = experiment
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags or {})
-        self.run_id = run.info.run_id
+        if run_id is None:
+            self.run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags or {}).info.run_id
+        else:  # resume: the same run goes on
+            self.run_id = run_id
+            self.client.update_run(run_id, "RUNNING")
         self.lightning_logger = _RunOwnedLogger(
             experiment_name=experiment, tracking_uri=uri, run_id=self.run_id, log_model=False
         )
@@ -158,19 +162,61 @@ class NullTracker:
         return f"no tracking (logger=none); files are in {self.output_dir}"
 
 
-def make_tracker(cfg: DictConfig, run_name: str) -> Tracker | NullTracker:
+def _store(cfg: DictConfig) -> tuple[str, Path | None]:
+    """(tracking URI, artifact root): the default store keeps artifacts beside its database."""
+    uri = tracking_uri(cfg)
+    if uri != default_tracking_uri(cfg.paths.mlruns_dir):
+        return uri, None  # a server or another store decides where artifacts go
+    Path(cfg.paths.mlruns_dir).mkdir(parents=True, exist_ok=True)
+    return uri, Path(cfg.paths.mlruns_dir).resolve() / "artifacts"
+
+
+def sweep_job() -> tuple[str | None, str]:
+    """(parent run id, arm label) when this job is one of a Hydra multirun's jobs."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from .sweeps import parent_run_id
+
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return None, ""
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return None, ""
+    swept = [str(key) for key in (hydra_cfg.sweeper.get("params") or {})]
+    overrides = list(hydra_cfg.overrides.task)
+    arm = [o for o in overrides if o.lstrip("+~").split("=")[0] in swept] or overrides
+    return parent_run_id(hydra_cfg.sweep.dir), " ".join(_short(o) for o in arm)
+
+
+def _short(override: str) -> str:
+    """'model.lr=0.0024479668' -> 'model.lr=0.002448': arm labels that fit a table."""
+    key, _, value = override.partition("=")
+    if len(value) <= 8:
+        return override
+    try:
+        return f"{key}={float(value):.4g}"
+    except ValueError:
+        return override
+
+
+def make_tracker(cfg: DictConfig, run_name: str, run_id: str | None = None) -> Tracker | NullTracker:
+    """A new run (a child of the sweep's parent inside a multirun), or `run_id` reopened to resume it."""
     if cfg.logger.name == "none" or rank_zero_only.rank != 0:
         return NullTracker(cfg.paths.output_dir)
-    uri = tracking_uri(cfg)
-    artifact_root = None
-    if uri == default_tracking_uri(cfg.paths.mlruns_dir):
-        Path(cfg.paths.mlruns_dir).mkdir(parents=True, exist_ok=True)
-        artifact_root = Path(cfg.paths.mlruns_dir).resolve() / "artifacts"
+    uri, artifact_root = _store(cfg)
     tags = {"moodgen.entry_point": cfg.task_name}
     commit = git_commit(Path(__file__).parent)  # the code that ran, wherever it was launched
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    tracker = Tracker(uri, cfg.logger.experiment_name, run_name, artifact_root, tags)
+    parent, arm = sweep_job()
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+        tags[ARM_TAG] = arm
+    tracker = Tracker(uri, cfg.logger.experiment_name, run_name, artifact_root, tags, run_id=run_id)
+    if run_id is not None:
+        return tracker  # a resumed run keeps the config it was started with
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tracker.log_params(flatten(resolved))
     tracker.client.log_text(tracker.run_id, OmegaConf.to_yaml(resolved), "config/config.yaml")
@@ -180,10 +226,34 @@ def make_tracker(cfg: DictConfig, run_name: str) -> Tracker | NullTracker:
     return tracker
 
 
+def open_parent_run(config: DictConfig, name: str) -> str:
+    """The parent run of a sweep; an Optuna study reuses its parent, so a resumed study adds children."""
+    from .sweeps import SWEEP_TAG
+
+    uri, artifact_root = _store(config)
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = get_or_create_experiment(client, config.logger.experiment_name, artifact_root)
+    study = config.hydra.sweeper.get("study_name")
+    if study:
+        existing = client.search_runs(
+            [experiment_id], filter_string=f"tags.`{SWEEP_TAG}` = '{name}'", order_by=["attributes.start_time DESC"]
+        )
+        if existing:
+            client.update_run(existing[0].info.run_id, "RUNNING")
+            return existing[0].info.run_id
+    tags = {SWEEP_TAG: name, "moodgen.entry_point": f"{config.task_name} sweep"}
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    sweep = OmegaConf.to_container(config.hydra.sweeper, resolve=False)
+    client.log_text(run.info.run_id, OmegaConf.to_yaml(sweep), "config/sweeper.yaml")
+    return run.info.run_id
+
+
 CHECKPOINT_TAG = "moodgen.checkpoint"  # artifact path of a train run's best checkpoint
+OUTPUT_TAG = "moodgen.output_dir"  # where the run's local files (checkpoints while training) are
+ARM_TAG = "moodgen.arm"  # a sweep job's swept overrides
 
 
-def find_train_run(cfg: DictConfig, ref: str):
+def find_train_run(cfg: DictConfig, ref: str, option: str = "lm_run"):
     """An MLflow run by id, or `latest`: the newest finished training run with a checkpoint."""
     from mlflow.exceptions import MlflowException
 
@@ -196,7 +266,7 @@ def find_train_run(cfg: DictConfig, ref: str):
             run = client.get_run(ref)
         except MlflowException:
             raise MoodgenError(
-                f"no MLflow run {ref!r} in {uri}; use lm_run=latest or a run id from `mlflow ui`"
+                f"no MLflow run {ref!r} in {uri}; use {option}=latest or a run id from `mlflow ui`"
             ) from None
         if CHECKPOINT_TAG not in run.data.tags:
             raise MoodgenError(
@@ -222,3 +292,45 @@ def find_train_run(cfg: DictConfig, ref: str):
         f"no finished training run with a checkpoint in {uri} (experiment "
         f"{cfg.logger.experiment_name!r}); train one with: python -m moodgen.train"
     )
+
+
+def resume_checkpoint(cfg: DictConfig, run_id: str) -> tuple[str, DictConfig, str]:
+    """(run id, the run's stored config, local path of the checkpoint to continue from).
+
+    Prefers a mid-epoch `interrupted.ckpt` over `last.ckpt`, from the run's artifacts or, when the
+    process died before logging them, from the run's local output folder.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from .errors import MoodgenError
+
+    client = MlflowClient(tracking_uri=tracking_uri(cfg))
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise MoodgenError(f"resume={run_id}: no such MLflow run in {tracking_uri(cfg)}") from None
+    download = Path(cfg.paths.output_dir) / "resumed_from"
+    download.mkdir(parents=True, exist_ok=True)
+    stored = OmegaConf.load(client.download_artifacts(run_id, "config/config.yaml", str(download)))
+    logged = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
+    local = Path(run.data.tags.get(OUTPUT_TAG, "/nonexistent")) / "checkpoints"
+    for name in ("interrupted.ckpt", "last.ckpt"):
+        if f"checkpoints/{name}" in logged:
+            return run_id, stored, client.download_artifacts(run_id, f"checkpoints/{name}", str(download))
+        if (local / name).exists():
+            return run_id, stored, str(local / name)
+    raise MoodgenError(f"resume={run_id}: the run has no last or interrupted checkpoint to continue from")
+
+
+def init_checkpoint(cfg: DictConfig, ref: str) -> str:
+    """`init_from`: a .ckpt path as it is, or an MLflow run id -> its best checkpoint, downloaded."""
+    if ref.endswith(".ckpt") or Path(ref).exists():
+        if not Path(ref).exists():
+            from .errors import MoodgenError
+
+            raise MoodgenError(f"init_from={ref}: no such checkpoint file")
+        return ref
+    client, run = find_train_run(cfg, ref, option="init_from")
+    folder = Path(cfg.paths.output_dir) / "init_from"
+    folder.mkdir(parents=True, exist_ok=True)
+    return client.download_artifacts(run.info.run_id, run.data.tags[CHECKPOINT_TAG], str(folder))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from .cli import hydra_entry, overrides_label
 from .errors import MoodgenError
@@ -19,28 +19,66 @@ def run_name(cfg: DictConfig) -> str:
     return f"{name} {label}".strip()
 
 
+def check_launch(cfg: DictConfig) -> None:
+    """DDP's script launcher re-runs the command line in every rank: inside a local multirun each
+    rank would launch the whole sweep again, so that combination is refused up front."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not str(cfg.trainer.strategy).startswith("ddp"):
+        return
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:
+        return
+    launcher = str(hydra_cfg.launcher.get("_target_", ""))
+    if hydra_cfg.mode == RunMode.MULTIRUN and "BasicLauncher" in launcher:
+        raise MoodgenError(
+            "trainer=ddp inside a local multirun would re-launch the sweep in every rank; run the arms one "
+            "at a time, or sweep on a cluster with hydra/launcher=slurm (one job per arm, srun starts the ranks)"
+        )
+
+
+def resume_config(cfg: DictConfig) -> tuple[DictConfig, str]:
+    """The stopped run's own config (with this command's paths) and the checkpoint to continue from."""
+    from .tracking import resume_checkpoint
+
+    run_id, stored, checkpoint = resume_checkpoint(cfg, cfg.resume)
+    keep = {"paths": cfg.paths, "resume": run_id}
+    merged = OmegaConf.merge(cfg, {k: v for k, v in stored.items() if k not in keep}, keep)
+    log.info("resuming run %s from %s", run_id, checkpoint)
+    return merged, checkpoint
+
+
 def train(cfg: DictConfig) -> float | None:
     """Run one training job and return cfg.optimized_metric (what a sweeper optimises)."""
     # heavy imports here, so a wrong option is reported before torch and mlflow load
     from . import pipeline
     from .data import lm_files
-    from .tracking import make_tracker
+    from .tracking import OUTPUT_TAG, make_tracker
 
+    check_launch(cfg)
+    checkpoint = None
+    if cfg.resume:
+        cfg, checkpoint = resume_config(cfg)
     files = lm_files(cfg.data)  # a wrong data path fails here, before a run is recorded
-    tracker = make_tracker(cfg, run_name(cfg))
+    tracker = make_tracker(cfg, run_name(cfg), run_id=cfg.resume)
+    tracker.set_tags({OUTPUT_TAG: str(Path(cfg.paths.output_dir).resolve())})
     try:
-        ctx = pipeline.run(cfg, tracker, files)
+        ctx = pipeline.run(cfg, tracker, files, resume_from=checkpoint)
     except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
         checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
         if checkpoints.is_dir():
             tracker.log_artifact(checkpoints, "checkpoints")
         tracker.end("KILLED")
-        log.warning("interrupted: checkpoints so far are in %s", checkpoints)
+        log.warning("interrupted: checkpoints so far are in %s; continue with resume=%s", checkpoints, tracker.run_id)
         raise
     except BaseException:
         tracker.end("FAILED")
         raise
     tracker.end("FINISHED")
+    if not ctx.is_main:
+        return ctx.metrics.get(cfg.optimized_metric)
     print(f"moodgen: run recorded: {tracker.where()}", flush=True)
     if tracker.run_id:
         print(f"moodgen: browse it with: mlflow ui --backend-store-uri {tracker.uri}", flush=True)

@@ -54,6 +54,12 @@ def search(x_train: np.ndarray, y_train: np.ndarray, cfg, seed: int) -> SearchRe
     """Optuna (seeded TPE) over log2 C and penalty; objective = mean CV accuracy on the training rows."""
     cv = splitter(cfg.cv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if cfg.C is not None:  # fixed by the caller (an outer sweep): cross-validate that one setting
+        penalty = cfg.penalty or "l2"
+        model = make_model(cfg.C, penalty, cfg.class_weight, cfg.max_iter)
+        cv_acc = float(cross_val_score(model, x_train, y_train, cv=cv, scoring="accuracy", n_jobs=cfg.n_jobs).mean())
+        trial = {"number": 0, "log2_C": float(np.log2(cfg.C)), "penalty": penalty, "cv_accuracy": cv_acc}
+        return SearchResult(clone(model).fit(x_train, y_train), cfg.C, penalty, cv_acc, [trial])
 
     def objective(trial: optuna.Trial) -> float:
         log2_c = trial.suggest_float("log2_C", cfg.log2_c_min, cfg.log2_c_max)

@@ -29,9 +29,9 @@ class LanguageModelModule(pl.LightningModule):
         self.net = LanguageModel(vocab_size, **{k: model[k] for k in ARCHITECTURE_KEYS})
         self.lr = model["lr"]
         self.weight_decay = model["weight_decay"]
-        # token-weighted means over the whole validation set, synced across DDP ranks
-        self.val_loss = MeanMetric()
-        self.val_acc = MeanMetric()
+        # token-weighted epoch means, synced across DDP ranks when computed
+        self.train_loss, self.train_acc = MeanMetric(), MeanMetric()
+        self.val_loss, self.val_acc = MeanMetric(), MeanMetric()
 
     def forward(self, tokens, state=None):
         return self.net(tokens, state)
@@ -45,23 +45,32 @@ class LanguageModelModule(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss, accuracy = self._step(batch)
-        self.log("lm/train_loss", loss, on_step=True, on_epoch=True, prog_bar=True)
-        self.log("lm/train_acc", accuracy, on_step=False, on_epoch=True)
+        self.log("lm/train_loss_step", loss, prog_bar=True)  # this rank's batch: no sync per step
+        self.train_loss.update(loss.detach(), weight=batch[1].numel())
+        self.train_acc.update(accuracy, weight=batch[1].numel())
         return loss
+
+    def on_train_epoch_end(self):
+        self._log_epoch("train", self.train_loss, self.train_acc)
 
     def validation_step(self, batch, batch_idx):
         loss, accuracy = self._step(batch)
-        tokens = batch[1].numel()
-        self.val_loss.update(loss, weight=tokens)
-        self.val_acc.update(accuracy, weight=tokens)
+        self.val_loss.update(loss, weight=batch[1].numel())
+        self.val_acc.update(accuracy, weight=batch[1].numel())
 
     def on_validation_epoch_end(self):
-        loss = self.val_loss.compute()
-        self.log("lm/val_loss", loss, prog_bar=True)
-        self.log("lm/val_ppl", math.exp(min(float(loss), 50.0)), prog_bar=True)
-        self.log("lm/val_acc", self.val_acc.compute())
-        self.val_loss.reset()
-        self.val_acc.reset()
+        loss = self._log_epoch("val", self.val_loss, self.val_acc)
+        self.log("lm/val_ppl", math.exp(min(loss, 50.0)), prog_bar=True, sync_dist=True)
+
+    def _log_epoch(self, split: str, loss_metric: MeanMetric, acc_metric: MeanMetric) -> float:
+        # compute() has already reduced over ranks: sync_dist only averages identical values
+        loss = loss_metric.compute()
+        name = "lm/train_loss_epoch" if split == "train" else "lm/val_loss"
+        self.log(name, loss, prog_bar=True, sync_dist=True)
+        self.log(f"lm/{split}_acc", acc_metric.compute(), sync_dist=True)
+        loss_metric.reset()
+        acc_metric.reset()
+        return float(loss)
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
