@@ -127,9 +127,28 @@ class ClassifierConfig:
 
 
 @dataclass
+class SteeringConfig:
+    name: str = MISSING  # a method in moodgen.steering.STEERING: none | rerank | neurons
+    candidates: int = 4  # rerank: pieces sampled per piece kept
+    # neurons: the genetic algorithm over the sentiment neurons' values
+    population: int = 12
+    generations: int = 6
+    elite: int = 2
+    mutation_rate: float = 0.3
+    mutation_std: float = 0.5
+    crossover_rate: float = 0.5
+    gene_range: float = 4.0  # genes live in the probe's standardised units, within +-gene_range
+    fitness_pieces: int = 4  # pieces generated per individual and generation
+    fitness_seconds: float = 10.0  # length of the fitness pieces
+
+
+@dataclass
 class SamplesConfig:
-    n: int = 4
-    max_tokens: int = 1024
+    """The pipeline's last stage: pieces for each mood, steered, judged, logged."""
+
+    n: int = 2  # pieces per mood
+    duration: float = 30.0  # seconds per piece
+    max_tokens: int = 4096  # safety cap per piece
     temperature: float = 1.0
     top_p: float = 0.95
 
@@ -151,6 +170,7 @@ class TrainConfig:
     callbacks: CallbacksConfig = MISSING
     paths: PathsConfig = MISSING
     classifier: ClassifierConfig = MISSING
+    steering: SteeringConfig = MISSING
     samples: SamplesConfig = field(default_factory=SamplesConfig)
 
 
@@ -168,6 +188,25 @@ class ClassifyConfig:
     paths: PathsConfig = MISSING
 
 
+@dataclass
+class GenerateConfig:
+    """`python -m moodgen.generate mood=calm`: pieces in a mood from a trained model."""
+
+    task_name: str = "generate"
+    mood: str = MISSING  # depressed|sad, calm, angry|tense, happy|excited, or 0-3
+    n: int = 4
+    duration: float = 30.0  # seconds, tracked on the decoded music
+    temperature: float = 1.0
+    top_p: float = 0.95
+    seed: int = 0
+    max_tokens: int = 4096
+    model_run: str = "latest"  # an MLflow run id, `latest`, or `champion` (the registered alias)
+    out_dir: str | None = None  # else this run's output folder
+    steering: SteeringConfig = MISSING
+    logger: LoggerConfig = MISSING
+    paths: PathsConfig = MISSING
+
+
 GROUP_SCHEMAS = {
     "data": DataConfig,
     "tokenizer": TokenizerConfig,
@@ -177,6 +216,7 @@ GROUP_SCHEMAS = {
     "callbacks": CallbacksConfig,
     "paths": PathsConfig,
     "classifier": ClassifierConfig,
+    "steering": SteeringConfig,
 }
 
 
@@ -186,5 +226,6 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig, replace=True)
     cs.store(name="classify_schema", node=ClassifyConfig, replace=True)
+    cs.store(name="generate_schema", node=GenerateConfig, replace=True)
     for group, node in GROUP_SCHEMAS.items():
         cs.store(group=group, name="schema", node=node, replace=True)

@@ -24,10 +24,11 @@ from .classifier.stage import classify_stage
 from .data.files import LMFiles
 from .data.windows import LMDataModule
 from .errors import MoodgenError
-from .generation.render import note_count, piano_roll_png, tokens_to_midi
-from .generation.sampler import sample
+from .generation.bundle import from_context
+from .generation.run import generate_pieces, steering_report
 from .models.module import LanguageModelModule
-from .tokenizers import Corpus, bos_id, build_tokenizer, encode_corpus, eos_id, save_tokenizer
+from .moods import MOODS
+from .tokenizers import Corpus, build_tokenizer, encode_corpus, save_tokenizer
 from .tracking import CHECKPOINT_TAG, NullTracker, Tracker, init_checkpoint
 
 log = logging.getLogger("moodgen")
@@ -46,6 +47,8 @@ class Context:
     best_checkpoint: Path | None = None
     resume_from: str | None = None  # a checkpoint to continue training from
     is_main: bool = True  # False in DDP ranks > 0: they stop after training
+    classifiers: dict[str, Any] = field(default_factory=dict)  # "<target>/<features>" -> fitted sklearn model
+    neurons: dict | None = None  # the L1 steering probe's sentiment neurons
     metrics: dict[str, float] = field(default_factory=dict)
 
     def record(self, metrics: dict[str, float]) -> None:
@@ -186,29 +189,24 @@ def lm_stage(ctx: Context) -> Context:
 
 
 def samples_stage(ctx: Context) -> Context:
-    cfg, tokenizer = ctx.cfg, ctx.tokenizer
-    generator = torch.Generator().manual_seed(cfg.seed)
-    net = ctx.module.net.cpu()
-    sequences = sample(
-        net,
-        cfg.samples.n,
-        cfg.samples.max_tokens,
-        bos_id(tokenizer),
-        eos_id(tokenizer),
-        cfg.samples.temperature,
-        cfg.samples.top_p,
-        generator,
-    )
+    """Pieces for each mood with the configured steering, judged, and logged under samples/."""
+    cfg = ctx.cfg
+    bundle = from_context(ctx)
+    steering = cfg.steering
+    if steering.name != "none" and bundle.judges.probe is None:
+        log.warning(
+            "steering=%s needs the classifier stage (data=vgmidi, classifier=logreg): sampling unsteered", steering.name
+        )
+        steering = OmegaConf.merge(steering, {"name": "none"})
     folder = ctx.output_dir / "samples"
-    notes = []
-    for i, ids in enumerate(sequences):
-        path = folder / f"sample_{i}.mid"
-        score = tokens_to_midi(tokenizer, ids, path)
-        notes.append(note_count(score))
-        piano_roll_png(score, path.with_suffix(".png"), title=f"{cfg.model.name} sample {i}")
-    log.info("wrote %d samples to %s (notes per piece: %s)", len(sequences), folder, notes)
+    pieces = generate_pieces(bundle, steering, cfg.samples, list(range(len(MOODS))), cfg.samples.n, cfg.seed, folder)
+    metrics = steering_report(pieces, steering.name, folder)
+    metrics["samples/mean_notes"] = float(np.mean([p["notes"] for p in pieces]))
+    if bundle.steering_dir.is_dir():
+        ctx.tracker.log_artifact(bundle.steering_dir, "steering")
     ctx.tracker.log_artifact(folder, "samples")
-    ctx.record({"samples/mean_notes": float(np.mean(notes)) if notes else 0.0})
+    ctx.record(metrics)
+    log.info("samples: %s", ", ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
     return ctx
 
 

@@ -83,4 +83,5 @@ TINY_TRAINER = [
     "trainer.num_sanity_val_steps=0",
     "samples.n=2",
     "samples.max_tokens=64",
+    "samples.duration=4",
 ]

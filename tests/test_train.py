@@ -9,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from moodgen.errors import MoodgenError
+from moodgen.moods import MOODS
 from moodgen.tracking import git_commit
 from moodgen.train import train
 
@@ -75,20 +76,12 @@ def test_run_is_recorded_in_mlflow(tmp_path, vgmidi_root):
     assert run.data.params["data.exclude_labelled_test"] == "True"
     assert run.data.tags["data.train_files"] == "6"
     assert run.data.tags.get("mlflow.source.git.commit") == git_commit(REPO)
-    artifacts = {
-        a.path
-        for folder in ("", "checkpoints", "samples", "tokenizer", "config", "data")
-        for a in client.list_artifacts(run.info.run_id, folder)
-    }
-    assert {
-        "checkpoints/last.ckpt",
-        "tokenizer/tokenizer.json",
-        "config/config.yaml",
-        "data/summary.json",
-    } <= artifacts
+    folders = ("", "checkpoints", "tokenizer", "config", "data", *(f"samples/{m}" for m in MOODS))
+    artifacts = {a.path for folder in folders for a in client.list_artifacts(run.info.run_id, folder)}
+    assert {"checkpoints/last.ckpt", "tokenizer/tokenizer.json", "config/config.yaml", "data/summary.json"} <= artifacts
     assert any(p.startswith("checkpoints/best-epoch") for p in artifacts)
-    assert {f"samples/sample_{i}.mid" for i in range(2)} <= artifacts
-    assert {f"samples/sample_{i}.png" for i in range(2)} <= artifacts
+    for mood in MOODS:  # 2 pieces per mood, each with its piano roll and sidecar
+        assert {f"samples/{mood}/{mood}_{i}.{ext}" for i in range(2) for ext in ("mid", "png", "json")} <= artifacts
 
 
 def test_same_seed_repeats_on_cpu(tmp_path, midi_folder):

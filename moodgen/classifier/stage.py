@@ -141,10 +141,12 @@ def classify_stage(ctx):
                 scores["log2_C"],
                 result.penalty,
             )
-            if kind == cfg.features:
-                save_sklearn(result.model, folder / "model")
+            save_sklearn(result.model, folder / "model")
+            ctx.classifiers[f"{target}/{kind}"] = result.model
         if kind == cfg.features and cfg.steering_neurons:
-            steering_probe(cfg, x, labelled, ctx.cfg.seed, out / "steering", metrics)
+            ctx.classifiers["steering"], ctx.neurons = steering_probe(
+                cfg, x, labelled, ctx.cfg.seed, out / "steering", metrics
+            )
     if cfg.name == "finetune":
         for target in cfg.targets:
             classes, label = TARGETS[target]
@@ -171,7 +173,7 @@ def classify_stage(ctx):
     return ctx
 
 
-def steering_probe(cfg, x: dict, labelled: LabelledSet, seed: int, folder: Path, metrics: dict) -> None:
+def steering_probe(cfg, x: dict, labelled: LabelledSet, seed: int, folder: Path, metrics: dict):
     """The L1 probe whose non-zero neurons the steering stage evolves (same features, same CV)."""
     classes, label = TARGETS["mood4"]
     y = {s: np.array([label(p) for p in labelled.phrases[s]]) for s in ("train", "test")}
@@ -183,6 +185,7 @@ def steering_probe(cfg, x: dict, labelled: LabelledSet, seed: int, folder: Path,
     metrics.update({f"clf/steering/{k}": v for k, v in scores.items()})
     metrics["clf/steering/neurons"] = neurons["count"]
     log.info("steering probe (L1): %d sentiment neurons, test acc %.3f", neurons["count"], scores["test_acc"])
+    return result.model, neurons
 
 
 def _with(cfg, **changes):

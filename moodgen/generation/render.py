@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +22,38 @@ def tokens_to_midi(tokenizer, ids: list[int], path: Path) -> symusic.Score:
     path.parent.mkdir(parents=True, exist_ok=True)
     score.dump_midi(str(path))
     return score
+
+
+SOUNDFONTS = (
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/soundfonts/default.sf2",
+)
+_warned_no_audio = False
+
+
+def soundfont() -> str | None:
+    """$MOODGEN_SOUNDFONT, else a General MIDI soundfont where Debian's packages put one."""
+    candidates = [os.environ.get("MOODGEN_SOUNDFONT", ""), *SOUNDFONTS]
+    return next((c for c in candidates if c and Path(c).exists()), None)
+
+
+def render_wav(midi: Path, wav: Path) -> bool:
+    """MIDI -> WAV with fluidsynth; without fluidsynth or a soundfont: one warning, MIDI only."""
+    global _warned_no_audio
+    binary, font = shutil.which("fluidsynth"), soundfont()
+    if binary is None or font is None:
+        if not _warned_no_audio:
+            logging.getLogger("moodgen").warning(
+                "no audio: %s not found (apt-get install fluidsynth); writing MIDI only",
+                "fluidsynth" if binary is None else "a General MIDI soundfont",
+            )
+            _warned_no_audio = True
+        return False
+    result = subprocess.run(
+        [binary, "-ni", "-q", "-F", str(wav), "-r", "44100", font, str(midi)], capture_output=True, timeout=300
+    )
+    return result.returncode == 0 and wav.exists()
 
 
 def note_count(score: symusic.Score) -> int:

@@ -1,0 +1,52 @@
+"""`python -m moodgen.generate mood=calm`: new pieces in a mood from the newest (or champion) model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from .cli import hydra_entry
+
+log = logging.getLogger("moodgen")
+
+
+def generate(cfg: DictConfig) -> float | None:
+    from .moods import MOODS, mood_index
+
+    mood = mood_index(cfg.mood)  # an unknown mood fails here, before torch and mlflow load
+
+    from .generation.bundle import from_run
+    from .generation.run import generate_pieces, steering_report
+    from .tracking import make_tracker
+
+    bundle = from_run(cfg, cfg.model_run)
+    folder = Path(cfg.out_dir or Path(cfg.paths.output_dir) / "pieces").expanduser().resolve()
+    tracker = make_tracker(cfg, f"generate {MOODS[mood]} · {cfg.steering.name}")
+    tracker.set_tags({"moodgen.model_run": bundle.run_id, "moodgen.mood": MOODS[mood]})
+    cached = set(bundle.steering_dir.glob("*.json")) if bundle.steering_dir.is_dir() else set()
+    try:
+        pieces = generate_pieces(bundle, cfg.steering, cfg, [mood], cfg.n, cfg.seed, folder)
+        metrics = steering_report(pieces, cfg.steering.name, folder)
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    new = set(bundle.steering_dir.glob("*.json")) - cached if bundle.steering_dir.is_dir() else set()
+    if new and tracker.run_id:  # evolved genes go to the model run: later generation is instant
+        for path in new:
+            tracker.client.log_artifact(bundle.run_id, str(path), "steering")
+    tracker.log_metrics(metrics)
+    tracker.log_artifact(folder, "pieces")
+    tracker.end("FINISHED")
+    for piece in pieces:
+        judged = f", judged {piece['judged_mood']}" if piece["judged_mood"] else ""
+        print(f"{piece['files']['midi']}  ({piece['seconds']:.1f} s, {piece['notes']} notes{judged})")
+    print(f"moodgen: {len(pieces)} {MOODS[mood]} piece(s) in {folder} (model run {bundle.run_id})", flush=True)
+    return metrics.get(f"steer/{cfg.steering.name}/accuracy")
+
+
+main = hydra_entry("generate", generate)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""A trained model ready to generate: LM, tokenizer, mood judges and sentiment neurons.
+
+Built from a pipeline's memory right after training, or from a training run in MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .pieces import Judges
+
+log = logging.getLogger("moodgen")
+REGISTERED_MODEL = "moodgen"  # `champion` is an alias on a version of this registered model
+
+
+@dataclass
+class ModelBundle:
+    net: torch.nn.Module
+    tokenizer: object
+    judges: Judges
+    neurons: dict | None
+    steering_dir: Path  # evolved genes, cached per model run
+    run_id: str | None = None
+    run_name: str = ""
+
+
+def from_context(ctx) -> ModelBundle:
+    features = ctx.cfg.classifier.features
+    judges = Judges(
+        net=ctx.module.net.cpu(),
+        probe=ctx.classifiers.get(f"mood4/{features}"),
+        features=features,
+        judge=ctx.classifiers.get("mood4/handcrafted"),
+    )
+    return ModelBundle(
+        ctx.module.net.cpu(), ctx.tokenizer, judges, ctx.neurons, ctx.output_dir / "steering", ctx.tracker.run_id
+    )
+
+
+def resolve_model_run(cfg, ref: str):
+    """`champion` (the registered alias), an explicit run id, or `latest` (champion when it is set)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from ..errors import MoodgenError
+    from ..tracking import find_train_run, tracking_uri
+
+    client = MlflowClient(tracking_uri=tracking_uri(cfg))
+    if ref in ("champion", "latest"):
+        try:
+            version = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
+            return client, client.get_run(version.run_id)
+        except MlflowException:
+            if ref == "champion":
+                raise MoodgenError(
+                    f"no registered model {REGISTERED_MODEL!r} with alias 'champion'; use model_run=latest or a run id"
+                ) from None
+    return find_train_run(cfg, ref, option="model_run")
+
+
+def from_run(cfg, ref: str) -> ModelBundle:
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+
+    from ..models.module import LanguageModelModule
+    from ..tokenizers import load_tokenizer
+    from ..tracking import CHECKPOINT_TAG
+
+    client, run = resolve_model_run(cfg, ref)
+    run_id = run.info.run_id
+    folder = Path(tempfile.mkdtemp(prefix=f"moodgen-model-{run_id[:8]}-"))
+    checkpoint = client.download_artifacts(run_id, run.data.tags[CHECKPOINT_TAG], str(folder))
+    net = LanguageModelModule.load_from_checkpoint(checkpoint, map_location="cpu").net.eval()
+    tokenizer = load_tokenizer(Path(client.download_artifacts(run_id, "tokenizer", str(folder))))
+    logged = {a.path for a in client.list_artifacts(run_id, "classifier")}
+    settings = {}
+    if "classifier/settings.json" in logged:
+        settings = json.loads(
+            Path(client.download_artifacts(run_id, "classifier/settings.json", str(folder))).read_text()
+        )
+    features = settings.get("features", "final_cell")
+
+    def model(path: str):  # downloaded through this store's client: runs:/ URIs follow the global store
+        if path not in logged_models:
+            return None
+        try:
+            return mlflow.sklearn.load_model(client.download_artifacts(run_id, path, str(folder)))
+        except (MlflowException, OSError):
+            return None
+
+    logged_models = {
+        f"classifier/mood4/{kind}/model"
+        for kind in (features, "handcrafted")
+        if any(
+            a.path == f"classifier/mood4/{kind}/model"
+            for a in client.list_artifacts(run_id, f"classifier/mood4/{kind}")
+        )
+    }
+
+    judges = Judges(
+        net=net,
+        probe=model(f"classifier/mood4/{features}/model"),
+        features=features,
+        judge=model("classifier/mood4/handcrafted/model"),
+    )
+    neurons = None
+    if "classifier/steering" in logged:
+        neurons = json.loads(
+            Path(client.download_artifacts(run_id, "classifier/steering/neurons.json", str(folder))).read_text()
+        )
+    steering_dir = folder / "steering"
+    if any(a.path == "steering" for a in client.list_artifacts(run_id)):
+        client.download_artifacts(run_id, "steering", str(folder))
+    if judges.probe is None:
+        log.warning("model run %s has no mood classifier: only steering=none works with it", run_id)
+    return ModelBundle(net, tokenizer, judges, neurons, steering_dir, run_id, run.info.run_name)

@@ -1,0 +1,95 @@
+"""Generate, judge and write pieces for some moods: shared by `moodgen.generate` and the pipeline."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..classifier.report import write_confusion
+from ..moods import MOODS
+from ..steering import make_steering
+from ..steering.base import GenerationJob
+from .bundle import ModelBundle
+from .pieces import to_score, write_piece
+
+log = logging.getLogger("moodgen")
+
+
+def alive(score, window: float = 5.0) -> bool:
+    """Notes start in every `window` seconds of the piece: no long silences, no dead ending."""
+    seconds = score.to("second")
+    onsets = np.array([n.time for t in seconds.tracks for n in t.notes])
+    end = float(seconds.end())
+    if len(onsets) == 0 or end <= 0:
+        return False
+    bins = np.histogram(onsets, bins=max(1, int(np.ceil(end / window))), range=(0, end))[0]
+    return bool((bins > 0).all())
+
+
+def generate_pieces(
+    bundle: ModelBundle, steering_cfg, settings, moods: list[int], n: int, seed: int, folder: Path, wav: bool = True
+) -> list[dict]:
+    """n pieces per mood with the configured steering; each written as MIDI/PNG/WAV/JSON."""
+    steering = make_steering(steering_cfg)
+    job = GenerationJob(
+        bundle.net,
+        bundle.tokenizer,
+        bundle.judges,
+        settings.duration,
+        settings.temperature,
+        settings.top_p,
+        settings.max_tokens,
+        torch.Generator().manual_seed(seed),
+        bundle.neurons,
+        bundle.steering_dir,
+    )
+    pieces = []
+    for mood in moods:
+        start = time.perf_counter()
+        sequences = steering.generate(job, mood, n)
+        scores = [to_score(bundle.tokenizer, ids, settings.duration) for ids in sequences]
+        probe = bundle.judges.probe_proba(sequences)
+        judge = bundle.judges.judge_proba(scores)
+        seconds = time.perf_counter() - start
+        for i, (ids, score) in enumerate(zip(sequences, scores, strict=True)):
+            sidecar = {
+                "mood": MOODS[mood],
+                "method": steering_cfg.name,
+                "model_run": bundle.run_id,
+                "seed": seed,
+                "index": i,
+                "tokens": len(ids),
+                "alive": alive(score),
+                "probe_proba": None if probe is None else dict(zip(MOODS, probe[i].round(4).tolist(), strict=True)),
+                "judge_proba": None if judge is None else dict(zip(MOODS, judge[i].round(4).tolist(), strict=True)),
+                "judged_mood": None if judge is None else MOODS[int(judge[i].argmax())],
+                "generation_seconds": round(seconds / len(sequences), 3),
+            }
+            pieces.append(write_piece(folder / MOODS[mood], f"{MOODS[mood]}_{i}", score, sidecar, wav))
+        log.info("%s: %d piece(s) with steering=%s in %.1f s", MOODS[mood], n, steering_cfg.name, seconds)
+    return pieces
+
+
+def steering_report(pieces: list[dict], method: str, folder: Path) -> dict[str, float]:
+    """Accuracy of requested vs judged mood (hand-crafted judge, independent of the LM), per mood."""
+    metrics: dict[str, float] = {f"steer/{method}/alive": float(np.mean([p["alive"] for p in pieces]))}
+    judged = [p for p in pieces if p["judged_mood"] is not None]
+    if not judged:
+        return metrics
+    wanted = np.array([MOODS.index(p["mood"]) for p in judged])
+    got = np.array([MOODS.index(p["judged_mood"]) for p in judged])
+    metrics[f"steer/{method}/accuracy"] = float(np.mean(wanted == got))
+    probe = [p for p in judged if p["probe_proba"]]
+    if probe:
+        hits = [max(p["probe_proba"], key=p["probe_proba"].get) == p["mood"] for p in probe]
+        metrics[f"steer/{method}/probe_accuracy"] = float(np.mean(hits))
+    for mood in sorted(set(wanted)):
+        metrics[f"steer/{method}/{MOODS[mood]}/accuracy"] = float(np.mean(got[wanted == mood] == mood))
+    confusion = np.zeros((len(MOODS), len(MOODS)), dtype=int)
+    np.add.at(confusion, (wanted, got), 1)
+    write_confusion(confusion, list(MOODS), folder, f"steering={method}: requested vs judged")
+    return metrics

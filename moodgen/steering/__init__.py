@@ -1,0 +1,16 @@
+"""Steering methods by name: each turns (model, mood, n) into n token sequences."""
+
+from __future__ import annotations
+
+from ..errors import MoodgenError
+from .neurons import EvolvedNeurons
+from .none import NoSteering
+from .rerank import Rerank
+
+STEERING = {"none": NoSteering, "rerank": Rerank, "neurons": EvolvedNeurons}
+
+
+def make_steering(cfg):
+    if cfg.name not in STEERING:
+        raise MoodgenError(f"unknown steering {cfg.name!r}: use one of {', '.join(STEERING)}")
+    return STEERING[cfg.name](cfg)

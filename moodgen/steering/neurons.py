@@ -1,0 +1,140 @@
+"""`steering=neurons`: the report's method done right — evolve the sentiment neurons' values.
+
+A genetic algorithm searches, per mood, values for the LM units that the L1 probe kept for that
+mood. Genes are floats in the probe's standardised units, written (as mean + gene * scale) into
+the top layer's cell state after every sampled token. Fitness is the probe's mean probability of
+the mood over a batch of pieces, read from the LM's own states on the generated tokens with no
+clamp applied, so a gene only scores by changing the music. Unlike the released GA code, genes
+stay floats, elitism copies whole individuals, and the probe's C was chosen on training rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+
+import numpy as np
+import torch
+
+from ..errors import MoodgenError
+from ..moods import MOODS
+from .base import GenerationJob
+
+log = logging.getLogger("moodgen")
+SETTINGS = (
+    "population",
+    "generations",
+    "elite",
+    "mutation_rate",
+    "mutation_std",
+    "crossover_rate",
+    "fitness_pieces",
+    "fitness_seconds",
+    "gene_range",
+)
+
+
+def neuron_set(neurons: dict | None, mood: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unit indices, mean, scale) of the mood's sentiment neurons; all of them if the mood has none."""
+    if not neurons:
+        raise MoodgenError("steering=neurons needs the model run's L1 steering probe (classifier.steering_neurons)")
+    if not neurons.get("neurons"):
+        raise MoodgenError(
+            "the model run's L1 steering probe kept no neurons (its C is too small); "
+            "use steering=rerank, or retrain with a higher classifier.log2_c_min"
+        )
+    entries = [e for e in neurons["neurons"] if e["class"] == MOODS[mood]] or neurons["neurons"]
+    unique = {e["neuron"]: e for e in entries}
+    idx = np.array(sorted(unique))
+    return idx, np.array([unique[i]["mean"] for i in idx]), np.array([unique[i]["scale"] for i in idx])
+
+
+def clamp_hook(units: np.ndarray, values: np.ndarray):
+    """Write values [rows, k] into the top layer's cell state at `units`, after every step."""
+    index = torch.as_tensor(units, dtype=torch.long)
+    fixed = torch.as_tensor(values, dtype=torch.float32)
+
+    def hook(state):
+        h, c = state[-1]
+        c = c.clone()
+        c[:, index] = fixed.to(c.dtype)
+        return [*state[:-1], (h, c)]
+
+    return hook
+
+
+class EvolvedNeurons:
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def settings_key(self, units: np.ndarray) -> str:
+        text = json.dumps({k: self.cfg[k] for k in SETTINGS} | {"units": units.tolist()}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def genes(self, job: GenerationJob, mood: int) -> np.ndarray:
+        """The evolved values for this mood: from the model run's cache, else evolved now (and cached)."""
+        units, mean, scale = neuron_set(job.neurons, mood)
+        key = self.settings_key(units)
+        path = job.cache_dir / f"neurons_{MOODS[mood]}.json" if job.cache_dir else None
+        if path is not None and path.exists():
+            cached = json.loads(path.read_text())
+            if cached.get("key") == key:
+                return np.array(cached["values"])
+        result = self.evolve(job, mood, units, mean, scale)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"key": key, "mood": MOODS[mood], "units": units.tolist(), **result}, indent=2))
+        return np.array(result["values"])
+
+    def evolve(self, job: GenerationJob, mood: int, units, mean, scale) -> dict:
+        cfg = self.cfg
+        rng = np.random.default_rng(int(job.generator.initial_seed()) + mood)
+        population = rng.uniform(-cfg.gene_range, cfg.gene_range, (cfg.population, len(units)))
+        history, start = [], time.perf_counter()
+
+        def fitness(genes: np.ndarray) -> np.ndarray:
+            values = np.repeat(mean + genes * scale, cfg.fitness_pieces, axis=0)  # [P*B, k]
+            pieces = job.sample(len(values), clamp_hook(units, values), seconds=cfg.fitness_seconds)
+            proba = job.judges.probe_proba(pieces)[:, mood]
+            return proba.reshape(len(genes), cfg.fitness_pieces).mean(1)
+
+        def tournament(scores: np.ndarray) -> np.ndarray:
+            picks = rng.choice(len(scores), size=min(3, len(scores)), replace=False)
+            return population[picks[np.argmax(scores[picks])]]
+
+        scores = fitness(population)
+        for generation in range(cfg.generations):
+            order = np.argsort(-scores)
+            history.append({"generation": generation, "best": float(scores[order[0]]), "mean": float(scores.mean())})
+            log.info(
+                "GA %s generation %d: best fitness %.3f, mean %.3f",
+                MOODS[mood],
+                generation,
+                scores[order[0]],
+                scores.mean(),
+            )
+            children = [population[i].copy() for i in order[: cfg.elite]]  # elitism copies individuals
+            while len(children) < cfg.population:
+                a, b = tournament(scores), tournament(scores)
+                child = np.where(rng.random(len(units)) < cfg.crossover_rate, b, a)
+                mutate = rng.random(len(units)) < cfg.mutation_rate
+                child = child + mutate * rng.normal(0.0, cfg.mutation_std, len(units))
+                children.append(np.clip(child, -cfg.gene_range, cfg.gene_range))
+            population = np.stack(children)
+            scores = fitness(population)
+        best = int(np.argmax(scores))
+        history.append({"generation": cfg.generations, "best": float(scores[best]), "mean": float(scores.mean())})
+        return {
+            "genes": population[best].tolist(),
+            "values": (mean + population[best] * scale).tolist(),
+            "fitness": float(scores[best]),
+            "history": history,
+            "seconds": time.perf_counter() - start,
+        }
+
+    def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
+        units, _, _ = neuron_set(job.neurons, mood)
+        values = np.repeat(self.genes(job, mood)[None], n, axis=0)
+        return job.sample(n, clamp_hook(units, values))

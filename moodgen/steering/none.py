@@ -1,0 +1,13 @@
+"""`steering=none`: plain sampling, the baseline every method is compared against."""
+
+from __future__ import annotations
+
+from .base import GenerationJob
+
+
+class NoSteering:
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
+        return job.sample(n)

@@ -1,0 +1,25 @@
+"""`steering=rerank`: sample `candidates` x n pieces in one batch, keep the n the probe likes best.
+
+The probe reads the LM's states on the generated tokens (Bardo Composer-style classifier-guided
+selection); the hand-crafted judge that scores the result is independent of it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MoodgenError
+from .base import GenerationJob
+
+
+class Rerank:
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
+        if job.judges.probe is None:
+            raise MoodgenError("steering=rerank needs the model run's mood classifier; use steering=none")
+        pool = job.sample(n * self.cfg.candidates)
+        proba = job.judges.probe_proba(pool)[:, mood]
+        best = np.argsort(-proba, kind="stable")[:n]
+        return [pool[i] for i in best]

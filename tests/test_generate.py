@@ -1,0 +1,161 @@
+"""Mood-steered generation: every steering method end to end, genes that matter, duration, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import symusic
+import torch
+from hydra import compose, initialize_config_dir
+
+from moodgen.cli import CONF_DIR
+from moodgen.errors import MoodgenError
+from moodgen.generate import generate
+from moodgen.generation.bundle import from_run
+from moodgen.generation.render import note_count
+from moodgen.steering.base import GenerationJob
+from moodgen.steering.neurons import clamp_hook, neuron_set
+from moodgen.train import train
+
+from .conftest import TINY_MODEL, TINY_TRAINER, compose_train
+
+TINY_GA = [
+    "steering.population=4",
+    "steering.generations=1",
+    "steering.elite=1",
+    "steering.fitness_pieces=2",
+    "steering.fitness_seconds=2",
+]
+
+
+@pytest.fixture(scope="module")
+def model_store(tmp_path_factory, vgmidi_root) -> Path:
+    """A tiny LM with its mood probe, hand-crafted judge and L1 neurons, in a temporary MLflow store."""
+    root = tmp_path_factory.mktemp("gen")
+    cfg = compose_train(
+        root,
+        [
+            f"data.root={vgmidi_root}",
+            "data.max_files=6",
+            *TINY_MODEL,
+            *TINY_TRAINER,
+            "trainer.max_epochs=2",
+            "trainer.limit_train_batches=60",  # enough steps that the pieces hold notes
+            "model.hidden_size=64",
+            "model.batch_size=16",
+            "classifier.n_trials=2",
+            "classifier.targets=[mood4]",
+            "classifier.compare=[handcrafted]",
+            "classifier.log2_c_min=0",
+            "steering=none",
+            "samples.n=1",
+        ],
+    )
+    train(cfg)
+    return root
+
+
+def compose_generate(root: Path, overrides: list[str]):
+    with initialize_config_dir(str(CONF_DIR), job_name="test"):
+        return compose(
+            "generate",
+            overrides=[
+                f"paths.root_dir={root}",
+                f"paths.output_dir={root / 'gen'}",
+                f"paths.cache_dir={root / 'cache'}",
+                *overrides,
+            ],
+        )
+
+
+@pytest.mark.parametrize("steering", ["none", "rerank", "neurons"])
+def test_every_steering_method_end_to_end(model_store, steering, tmp_path):
+    out = tmp_path / steering
+    cfg = compose_generate(
+        model_store, ["mood=calm", "n=2", "duration=6", f"steering={steering}", *TINY_GA, f"out_dir={out}"]
+    )
+    generate(cfg)
+    sidecars = sorted((out / "calm").glob("calm_*.json"))
+    assert len(sidecars) == 2
+    for path in sidecars:
+        meta = json.loads(path.read_text())
+        assert meta["mood"] == "calm" and meta["method"] == steering
+        assert set(meta["judge_proba"]) == {"depressed", "calm", "angry", "happy"}
+        score = symusic.Score(str(path.with_suffix(".mid")))
+        assert note_count(score) > 0  # re-loads, with notes
+        assert path.with_suffix(".png").exists()
+        assert 0 < meta["seconds"] <= 6.0 + 1e-6  # cut at the requested length
+
+
+def test_evolved_genes_are_cached_with_the_model_run(model_store, tmp_path):
+    cfg = compose_generate(
+        model_store, ["mood=angry", "n=1", "duration=4", "steering=neurons", *TINY_GA, f"out_dir={tmp_path}"]
+    )
+    generate(cfg)
+    bundle = from_run(cfg, "latest")
+    assert (bundle.steering_dir / "neurons_angry.json").exists()  # logged back to the model run
+
+
+def test_genes_change_the_generated_tokens(model_store):
+    bundle = from_run(compose_generate(model_store, ["mood=calm"]), "latest")
+    units, mean, scale = neuron_set(bundle.neurons, 1)
+
+    def pieces(z: float) -> list[list[int]]:
+        job = GenerationJob(
+            bundle.net,
+            bundle.tokenizer,
+            bundle.judges,
+            4.0,
+            1.0,
+            0.95,
+            256,
+            torch.Generator().manual_seed(0),
+            bundle.neurons,
+        )
+        values = np.repeat((mean + z * scale)[None], 2, axis=0)
+        return job.sample(2, clamp_hook(units, values))
+
+    assert pieces(-3.0) == pieces(-3.0)  # same seed, same genes: same music
+    assert pieces(-3.0) != pieces(3.0)  # same seed, other genes: other music
+
+
+def test_duration_is_tracked_on_decoded_time(tmp_path):
+    from moodgen import tokenizers as tk
+    from moodgen.generation.pieces import Judges, to_score
+
+    from .conftest import make_midi, scale_piece
+    from .test_sampling import ScriptedNet
+
+    tokenizer = tk.build_tokenizer(compose_train(tmp_path, []).tokenizer)
+    bar = tk.encode_file(tokenizer, make_midi(tmp_path / "bar.mid", scale_piece(0, 8)))[1:-1]  # 2 s at 120 qpm
+    net = ScriptedNet(bar * 50, len(tokenizer))
+    for seconds in (6.0, 15.0):
+        job = GenerationJob(net, tokenizer, Judges(), seconds, 1.0, 0.95, 4096, torch.Generator().manual_seed(0))
+        (ids,) = job.sample(1)
+        length = float(to_score(tokenizer, ids, seconds).to("second").end())
+        assert 0.8 * seconds <= length <= 1.2 * seconds
+        assert len(ids) < len(bar) * (seconds / 2 + 4)  # stopped by time, not by the token cap
+
+
+def test_unknown_mood_is_one_line_listing_the_moods(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "moodgen.generate", "mood=joyful", f"paths.root_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("moodgen: error: unknown mood 'joyful'") and "1=calm" in line
+
+
+def test_no_trained_model_says_how_to_train_one(tmp_path):
+    cfg = compose_generate(tmp_path, ["mood=happy"])
+    with pytest.raises(MoodgenError, match=r"train one with: python -m moodgen.train"):
+        generate(cfg)
