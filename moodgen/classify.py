@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .cli import hydra_entry
+from .cli import hydra_entry, optimized_value
 from .errors import MoodgenError
 
 log = logging.getLogger("moodgen")
@@ -60,11 +60,7 @@ def classify(cfg: DictConfig) -> float:
         raise
     tracker.end("FINISHED")
     print(f"moodgen: run recorded: {tracker.where()}", flush=True)
-    if cfg.optimized_metric not in ctx.metrics:
-        raise MoodgenError(
-            f"optimized_metric={cfg.optimized_metric} was not measured; choose one of {', '.join(sorted(ctx.metrics))}"
-        )
-    return ctx.metrics[cfg.optimized_metric]
+    return optimized_value(cfg, ctx.metrics)
 
 
 main = hydra_entry("classify", classify)

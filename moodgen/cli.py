@@ -115,6 +115,15 @@ def check_overrides(config_name: str, argv: list[str]) -> list[str]:
     return ["--multirun", *overrides]
 
 
+def optimized_value(cfg, metrics: dict[str, float]) -> float:
+    """The value a sweeper optimises: cfg.optimized_metric, which the run must have measured."""
+    if cfg.optimized_metric not in metrics:
+        raise MoodgenError(
+            f"optimized_metric={cfg.optimized_metric} was not measured; choose one of {', '.join(sorted(metrics))}"
+        )
+    return metrics[cfg.optimized_metric]
+
+
 def overrides_label(limit: int = 120) -> str:
     """The command-line overrides of this job, for run names ('' outside a Hydra run)."""
     try:

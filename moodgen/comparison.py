@@ -88,7 +88,8 @@ def compare_children(config: DictConfig, parent_id: str, folder: Path) -> str:
         best = min(finished, key=lambda r: r["best_val_loss"])
         client.log_metric(parent_id, "sweep/best_val_loss", best["best_val_loss"])
         client.set_tag(parent_id, "moodgen.best_arm", best["arm"])
-    client.set_terminated(parent_id, "FINISHED")
+    failed = any(r["status"] != "FINISHED" for r in rows)
+    client.set_terminated(parent_id, "FAILED" if failed else "FINISHED")
     return table
 
 

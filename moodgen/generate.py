@@ -12,6 +12,10 @@ from .cli import hydra_entry
 log = logging.getLogger("moodgen")
 
 
+def _contents(folder: Path) -> dict[Path, str]:
+    return {p: p.read_text() for p in folder.glob("*.json")} if folder.is_dir() else {}
+
+
 def generate(cfg: DictConfig) -> float | None:
     from .moods import MOODS, mood_index
 
@@ -24,20 +28,22 @@ def generate(cfg: DictConfig) -> float | None:
     bundle = from_run(cfg, cfg.model_run)
     folder = Path(cfg.out_dir or Path(cfg.paths.output_dir) / "pieces").expanduser().resolve()
     tracker = make_tracker(cfg, f"generate {MOODS[mood]} · {cfg.steering.name}")
-    tracker.set_tags({"moodgen.model_run": bundle.run_id, "moodgen.mood": MOODS[mood]})
-    cached = set(bundle.steering_dir.glob("*.json")) if bundle.steering_dir.is_dir() else set()
+    cached = _contents(bundle.steering_dir)
     try:
+        tracker.set_tags({"moodgen.model_run": bundle.run_id, "moodgen.mood": MOODS[mood]})
         pieces = generate_pieces(bundle, cfg.steering, cfg, [mood], cfg.n, cfg.seed, folder)
-        metrics = steering_report(pieces, cfg.steering.name, folder)
+        metrics = steering_report(pieces, cfg.steering.name, folder / MOODS[mood])
+        evolved = [p for p, text in _contents(bundle.steering_dir).items() if cached.get(p) != text]
+        if evolved and tracker.run_id:  # genes go to the model run: later generation is instant
+            for path in evolved:
+                tracker.client.log_artifact(bundle.run_id, str(path), "steering")
+        tracker.log_metrics(metrics)
+        for piece in pieces:  # this run's files only, even in a reused out_dir
+            for path in piece["files"].values():
+                tracker.log_artifact(path, f"pieces/{MOODS[mood]}")
     except BaseException:
         tracker.end("FAILED")
         raise
-    new = set(bundle.steering_dir.glob("*.json")) - cached if bundle.steering_dir.is_dir() else set()
-    if new and tracker.run_id:  # evolved genes go to the model run: later generation is instant
-        for path in new:
-            tracker.client.log_artifact(bundle.run_id, str(path), "steering")
-    tracker.log_metrics(metrics)
-    tracker.log_artifact(folder, "pieces")
     tracker.end("FINISHED")
     for piece in pieces:
         judged = f", judged {piece['judged_mood']}" if piece["judged_mood"] else ""

@@ -193,11 +193,14 @@ def samples_stage(ctx: Context) -> Context:
     cfg = ctx.cfg
     bundle = from_context(ctx)
     steering = cfg.steering
+    fallback = None
     if steering.name != "none" and bundle.judges.probe is None:
-        log.warning(
-            "steering=%s needs the classifier stage (data=vgmidi, classifier=logreg): sampling unsteered", steering.name
-        )
-        steering = OmegaConf.merge(steering, {"name": "none"})
+        fallback = "none"  # no classifier stage (data=folder, classifier=none): nothing to steer by
+    elif steering.name == "neurons" and not (bundle.neurons and bundle.neurons.get("neurons")):
+        fallback = "rerank"  # no sentiment neurons (features != final_cell, or the L1 probe kept none)
+    if fallback:
+        log.warning("steering=%s cannot run on this model; the samples use steering=%s", steering.name, fallback)
+        steering = OmegaConf.merge(steering, {"name": fallback})
     folder = ctx.output_dir / "samples"
     pieces = generate_pieces(bundle, steering, cfg.samples, list(range(len(MOODS))), cfg.samples.n, cfg.seed, folder)
     metrics = steering_report(pieces, steering.name, folder)

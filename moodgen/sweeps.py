@@ -54,14 +54,17 @@ class MlflowSweepCallback(Callback):
         parent = parent_run_id(config.hydra.sweep.dir)
         if parent is None:
             return
-        table = compare_children(config, parent, Path(config.hydra.sweep.dir))
-        if table:
-            print(table, flush=True)
-        study = study_of(config)
-        if study is not None:
-            from .comparison import log_study
+        try:
+            table = compare_children(config, parent, Path(config.hydra.sweep.dir))
+            if table:
+                print(table, flush=True)
+            study = study_of(config)
+            if study is not None:
+                from .comparison import log_study
 
-            log_study(config, parent, study, Path(config.hydra.sweep.dir))
+                log_study(config, parent, study, Path(config.hydra.sweep.dir))
+        except Exception as exc:  # runs in Hydra's `finally`: never mask the sweep's own error
+            log.warning("sweep comparison failed: %s", exc)
 
 
 def study_of(config: DictConfig) -> optuna.Study | None:

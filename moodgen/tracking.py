@@ -309,6 +309,8 @@ def resume_checkpoint(cfg: DictConfig, run_id: str) -> tuple[str, DictConfig, st
         run = client.get_run(run_id)
     except MlflowException:
         raise MoodgenError(f"resume={run_id}: no such MLflow run in {tracking_uri(cfg)}") from None
+    if run.data.tags.get("moodgen.entry_point") != "train":
+        raise MoodgenError(f"resume={run_id} is not a training run; give the id of a `moodgen.train` run")
     download = Path(cfg.paths.output_dir) / "resumed_from"
     download.mkdir(parents=True, exist_ok=True)
     stored = OmegaConf.load(client.download_artifacts(run_id, "config/config.yaml", str(download)))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .cli import hydra_entry, overrides_label
+from .cli import hydra_entry, optimized_value, overrides_label
 from .errors import MoodgenError
 
 log = logging.getLogger("moodgen")
@@ -68,9 +68,11 @@ def train(cfg: DictConfig) -> float | None:
         ctx = pipeline.run(cfg, tracker, files, resume_from=checkpoint)
     except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
         checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
-        if checkpoints.is_dir():
-            tracker.log_artifact(checkpoints, "checkpoints")
-        tracker.end("KILLED")
+        try:
+            if checkpoints.is_dir():
+                tracker.log_artifact(checkpoints, "checkpoints")
+        finally:
+            tracker.end("KILLED")
         log.warning("interrupted: checkpoints so far are in %s; continue with resume=%s", checkpoints, tracker.run_id)
         raise
     except BaseException:
@@ -82,11 +84,7 @@ def train(cfg: DictConfig) -> float | None:
     print(f"moodgen: run recorded: {tracker.where()}", flush=True)
     if tracker.run_id:
         print(f"moodgen: browse it with: mlflow ui --backend-store-uri {tracker.uri}", flush=True)
-    if cfg.optimized_metric not in ctx.metrics:
-        raise MoodgenError(
-            f"optimized_metric={cfg.optimized_metric} was not measured; choose one of {', '.join(sorted(ctx.metrics))}"
-        )
-    return ctx.metrics[cfg.optimized_metric]
+    return optimized_value(cfg, ctx.metrics)
 
 
 main = hydra_entry("train", train)

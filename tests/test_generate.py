@@ -159,3 +159,29 @@ def test_no_trained_model_says_how_to_train_one(tmp_path):
     cfg = compose_generate(tmp_path, ["mood=happy"])
     with pytest.raises(MoodgenError, match=r"train one with: python -m moodgen.train"):
         generate(cfg)
+
+
+def test_champion_alias_wins_over_latest(model_store):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from moodgen.generation.bundle import REGISTERED_MODEL, resolve_model_run
+
+    cfg = compose_generate(model_store, ["mood=calm"])
+    uri = f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("moodgen").experiment_id
+    runs = client.search_runs([experiment], filter_string="tags.`moodgen.entry_point` = 'train'")
+    trained = runs[0].info.run_id
+    newer = client.create_run(experiment, tags={"moodgen.entry_point": "train", "moodgen.checkpoint": "x"})
+    client.set_terminated(newer.info.run_id, "FINISHED")
+    assert resolve_model_run(cfg, "latest")[1].info.run_id == newer.info.run_id  # no alias yet: newest run
+    mlflow.set_tracking_uri(uri)
+    try:
+        version = mlflow.register_model(f"runs:/{trained}/classifier/mood4/final_cell/model", REGISTERED_MODEL)
+        client.set_registered_model_alias(REGISTERED_MODEL, "champion", version.version)
+    finally:
+        mlflow.set_tracking_uri("")
+    assert resolve_model_run(cfg, "latest")[1].info.run_id == trained
+    assert resolve_model_run(cfg, "champion")[1].info.run_id == trained
+    client.delete_run(newer.info.run_id)

@@ -1,4 +1,9 @@
-"""Hand-crafted musical descriptors of a phrase: the no-LM baseline the LM features must beat."""
+"""Hand-crafted musical descriptors of a phrase: the no-LM baseline the LM features must beat.
+
+The classifier stage computes them on the phrase as the tokenizer decodes it (the view a
+generated piece gets), so this classifier can judge generated music without a domain shift;
+the absolute length is left out because generated pieces are cut to a requested length.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ NAMES = (
     [f"pitch_{s}" for s in ("mean", "std", "min", "max", "range")]
     + [f"pc_{i}" for i in range(12)]
     + ["key_major", "key_strength", "tempo_qpm", "velocity_mean", "velocity_std", "notes_per_second"]
-    + ["duration_mean", "duration_std", "ioi_mean", "polyphony_mean", "seconds"]
+    + ["duration_mean", "duration_std", "ioi_mean", "polyphony_mean"]
 )
 
 
@@ -60,7 +65,6 @@ def describe(score: symusic.Score) -> np.ndarray:
             duration.std(),
             ioi,
             duration.sum() / length,
-            length,
         ],
         dtype=np.float32,
     )

@@ -14,7 +14,6 @@ import sklearn
 import torch
 
 from ..data import vgmidi
-from ..data.midi import read_piano
 from ..errors import MoodgenError
 from ..moods import MOODS
 from ..tokenizers import encode_corpus
@@ -74,8 +73,9 @@ def check_options(cfg) -> None:
 
 
 def feature_matrix(kind: str, ctx, corpus, phrases: list[vgmidi.Phrase]) -> np.ndarray:
-    if kind == HANDCRAFTED:
-        return np.stack([describe(read_piano(p.path)) for p in phrases])
+    if kind == HANDCRAFTED:  # on the decoded tokens: the judge sees generated pieces the same way
+        decode = ctx.tokenizer.decode
+        return np.stack([describe(decode([corpus.piece(i)[1:-1].tolist()])) for i in range(len(phrases))])
     net = ctx.module.net.cpu()
     return cached_lm_features(net, corpus, kind, weights_id(net), Path(ctx.cfg.paths.cache_dir))
 
@@ -143,7 +143,7 @@ def classify_stage(ctx):
             )
             save_sklearn(result.model, folder / "model")
             ctx.classifiers[f"{target}/{kind}"] = result.model
-        if kind == cfg.features and cfg.steering_neurons:
+        if kind == cfg.features == "final_cell" and cfg.steering_neurons:  # neurons are cell-state units
             ctx.classifiers["steering"], ctx.neurons = steering_probe(
                 cfg, x, labelled, ctx.cfg.seed, out / "steering", metrics
             )

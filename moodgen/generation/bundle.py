@@ -30,6 +30,12 @@ class ModelBundle:
     run_name: str = ""
 
 
+def frame(tokenizer) -> tuple[int, int]:
+    from ..tokenizers import bos_id, eos_id
+
+    return bos_id(tokenizer), eos_id(tokenizer)
+
+
 def from_context(ctx) -> ModelBundle:
     features = ctx.cfg.classifier.features
     judges = Judges(
@@ -37,6 +43,7 @@ def from_context(ctx) -> ModelBundle:
         probe=ctx.classifiers.get(f"mood4/{features}"),
         features=features,
         judge=ctx.classifiers.get("mood4/handcrafted"),
+        frame=frame(ctx.tokenizer),
     )
     return ModelBundle(
         ctx.module.net.cpu(), ctx.tokenizer, judges, ctx.neurons, ctx.output_dir / "steering", ctx.tracker.run_id
@@ -55,7 +62,7 @@ def resolve_model_run(cfg, ref: str):
     if ref in ("champion", "latest"):
         try:
             version = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
-            return client, client.get_run(version.run_id)
+            return find_train_run(cfg, version.run_id, option="model_run")  # the same checks as a run id
         except MlflowException:
             if ref == "champion":
                 raise MoodgenError(
@@ -108,6 +115,7 @@ def from_run(cfg, ref: str) -> ModelBundle:
         probe=model(f"classifier/mood4/{features}/model"),
         features=features,
         judge=model("classifier/mood4/handcrafted/model"),
+        frame=frame(tokenizer),
     )
     neurons = None
     if "classifier/steering" in logged:

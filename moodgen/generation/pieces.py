@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,14 +60,15 @@ class Judges:
     probe: object | None = None  # sklearn on LM features (`features` kind)
     features: str = "final_cell"
     judge: object | None = None  # sklearn on hand-crafted descriptors, independent of the LM
-    notes: dict = field(default_factory=dict)
+    frame: tuple[int, int] = (1, 2)  # (BOS, EOS): the probe learned from phrases framed by them
 
     def probe_proba(self, sequences: list[list[int]]) -> np.ndarray | None:
         """[n, 4] from the LM's own states on the generated tokens (no steering clamp applied)."""
         if self.probe is None or self.net is None:
             return None
-        lengths = [max(1, len(s)) for s in sequences]
-        ids = np.concatenate([np.asarray(s or [0], dtype=np.int32) for s in sequences])
+        framed = [[self.frame[0], *s, self.frame[1]] for s in sequences]
+        lengths = [len(s) for s in framed]
+        ids = np.concatenate([np.asarray(s, dtype=np.int32) for s in framed])
         corpus = Corpus(ids, np.cumsum([0, *lengths]), [str(i) for i in range(len(sequences))])
         return self.probe.predict_proba(lm_features(self.net, corpus, self.features))
 

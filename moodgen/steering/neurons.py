@@ -10,6 +10,7 @@ stay floats, elitism copies whole individuals, and the probe's C was chosen on t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -90,7 +91,12 @@ class EvolvedNeurons:
 
     def evolve(self, job: GenerationJob, mood: int, units, mean, scale) -> dict:
         cfg = self.cfg
-        rng = np.random.default_rng(int(job.generator.initial_seed()) + mood)
+        if job.judges.probe is None:
+            raise MoodgenError("steering=neurons needs the model run's mood classifier; use steering=none")
+        seed = int(job.generator.initial_seed()) + mood
+        rng = np.random.default_rng(seed)
+        # the GA draws its own samples, so generation after it matches generation from cached genes
+        job = dataclasses.replace(job, generator=torch.Generator().manual_seed(seed))
         population = rng.uniform(-cfg.gene_range, cfg.gene_range, (cfg.population, len(units)))
         history, start = [], time.perf_counter()
 
