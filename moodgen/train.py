@@ -44,7 +44,12 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, str]:
     from .tracking import resume_checkpoint
 
     run_id, stored, checkpoint = resume_checkpoint(cfg, cfg.resume)
-    keep = {"paths": cfg.paths, "resume": run_id}
+    paths = OmegaConf.to_container(cfg.paths, resolve=True)
+    original = OmegaConf.select(stored, "paths.output_dir")
+    if original and Path(original).is_dir():
+        # the same checkpoint folder: Lightning then restores the best score and file kept so far
+        paths["output_dir"] = original
+    keep = {"paths": paths, "resume": run_id}
     merged = OmegaConf.merge(cfg, {k: v for k, v in stored.items() if k not in keep}, keep)
     log.info("resuming run %s from %s", run_id, checkpoint)
     return merged, checkpoint

@@ -190,7 +190,9 @@ def test_resume_continues_the_same_run(tmp_path, midi_folder, monkeypatch):
     steps = [m.step for m in client.get_metric_history(run_id, "lm/train_loss_step")]
     assert max(stopped_steps) <= 6 < max(steps)  # the same run's steps go on past the interruption
     assert max(m.step for m in client.get_metric_history(run_id, "epoch")) == 11  # 3 epochs x 4 batches
-    assert len(client.get_metric_history(run_id, "lm/val_loss")) == 3  # one per epoch, across both parts
+    val = [m.value for m in client.get_metric_history(run_id, "lm/val_loss")]
+    assert len(val) == 3  # one per epoch, across both parts
+    assert run.data.metrics["lm/best_val_loss"] == pytest.approx(min(val))  # best over both parts
 
 
 def test_init_from_a_checkpoint(tmp_path, midi_folder):
