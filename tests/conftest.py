@@ -53,18 +53,22 @@ def midi_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def compose_train(tmp_path: Path, overrides: list[str]):
-    """The `train` config as Hydra would build it, with every path inside tmp_path."""
+def compose_entry(entry: str, tmp_path: Path, overrides: list[str], output: str = "out"):
+    """An entry point's config (train, classify, generate) as Hydra builds it, paths inside tmp_path."""
     with initialize_config_dir(str(CONF_DIR), job_name="test"):
         return compose(
-            "train",
+            entry,
             overrides=[
                 f"paths.root_dir={tmp_path}",
-                f"paths.output_dir={tmp_path / 'out'}",
+                f"paths.output_dir={tmp_path / output}",
                 f"paths.cache_dir={tmp_path / 'cache'}",
                 *overrides,
             ],
         )
+
+
+def compose_train(tmp_path: Path, overrides: list[str]):
+    return compose_entry("train", tmp_path, overrides)
 
 
 # a model small enough that any test trains it in a second or two

@@ -11,9 +11,7 @@ import numpy as np
 import pytest
 import symusic
 import torch
-from hydra import compose, initialize_config_dir
 
-from moodgen.cli import CONF_DIR
 from moodgen.errors import MoodgenError
 from moodgen.generate import generate
 from moodgen.generation.bundle import from_run
@@ -22,7 +20,7 @@ from moodgen.steering.base import GenerationJob
 from moodgen.steering.neurons import clamp_hook, neuron_set
 from moodgen.train import train
 
-from .conftest import TINY_MODEL, TINY_TRAINER, compose_train
+from .conftest import TINY_MODEL, TINY_TRAINER, compose_entry, compose_train
 
 TINY_GA = [
     "steering.population=4",
@@ -61,16 +59,7 @@ def model_store(tmp_path_factory, vgmidi_root) -> Path:
 
 
 def compose_generate(root: Path, overrides: list[str]):
-    with initialize_config_dir(str(CONF_DIR), job_name="test"):
-        return compose(
-            "generate",
-            overrides=[
-                f"paths.root_dir={root}",
-                f"paths.output_dir={root / 'gen'}",
-                f"paths.cache_dir={root / 'cache'}",
-                *overrides,
-            ],
-        )
+    return compose_entry("generate", root, overrides, output="gen")
 
 
 @pytest.mark.parametrize("steering", ["none", "rerank", "neurons"])

@@ -106,27 +106,17 @@ def finetune_and_select(net, corpus: dict[str, Corpus], y: dict[str, np.ndarray]
     """CV over epoch counts on train, refit, and the test-set predictions (computed once)."""
     n_train = len(y["train"])
     curves, cv = [], splitter(cfg.cv)
+
+    def batches(rows: np.ndarray, shuffle: bool, split: str = "train") -> DataLoader:
+        return phrase_batches(
+            corpus[split], rows, y[split][rows], cfg.finetune_max_tokens, cfg.finetune_batch_size, shuffle, seed
+        )
+
     for fold, (fit_rows, val_rows) in enumerate(cv.split(np.zeros(n_train), y["train"])):
         pl.seed_everything(seed + fold, verbose=False)
-        val_loader = phrase_batches(
-            corpus["train"],
-            val_rows,
-            y["train"][val_rows],
-            cfg.finetune_max_tokens,
-            cfg.finetune_batch_size,
-            False,
-            seed,
-        )
+        val_loader = batches(val_rows, shuffle=False)
         tracker = _EpochAccuracy(val_loader, y["train"][val_rows])
-        fit_loader = phrase_batches(
-            corpus["train"],
-            fit_rows,
-            y["train"][fit_rows],
-            cfg.finetune_max_tokens,
-            cfg.finetune_batch_size,
-            True,
-            seed,
-        )
+        fit_loader = batches(fit_rows, shuffle=True)
         _fit(net, n_classes, fit_loader, cfg.finetune_epochs, cfg, [tracker])
         curves.append(tracker.curve)
         log.info(
@@ -138,23 +128,6 @@ def finetune_and_select(net, corpus: dict[str, Corpus], y: dict[str, np.ndarray]
     mean_curve = np.mean(curves, axis=0)  # [epochs]
     epochs = int(np.argmax(mean_curve)) + 1
     pl.seed_everything(seed, verbose=False)
-    all_rows = np.arange(n_train)
-    model = _fit(
-        net,
-        n_classes,
-        phrase_batches(
-            corpus["train"], all_rows, y["train"], cfg.finetune_max_tokens, cfg.finetune_batch_size, True, seed
-        ),
-        epochs,
-        cfg,
-    )
-    test_loader = phrase_batches(
-        corpus["test"],
-        np.arange(len(y["test"])),
-        y["test"],
-        cfg.finetune_max_tokens,
-        cfg.finetune_batch_size,
-        False,
-        seed,
-    )
+    model = _fit(net, n_classes, batches(np.arange(n_train), shuffle=True), epochs, cfg)
+    test_loader = batches(np.arange(len(y["test"])), shuffle=False, split="test")
     return model, predict(model, test_loader), epochs, float(mean_curve[epochs - 1]), mean_curve.tolist()
