@@ -128,8 +128,8 @@ class ClassifierConfig:
 
 @dataclass
 class SteeringConfig:
-    name: str = MISSING  # a method in moodgen.steering.STEERING: none | rerank | neurons
-    candidates: int = 4  # rerank: pieces sampled per piece kept
+    name: str = MISSING  # a method in moodgen.steering.STEERING: none | rerank | neurons | conditioned
+    candidates: int = 4  # rerank (and conditioned): pieces sampled per piece kept, by the probe
     # neurons: the genetic algorithm over the sentiment neurons' values
     population: int = 12
     generations: int = 6
@@ -140,6 +140,14 @@ class SteeringConfig:
     gene_range: float = 4.0  # genes live in the probe's standardised units, within +-gene_range
     fitness_pieces: int = 4  # pieces generated per individual and generation
     fitness_seconds: float = 10.0  # length of the fitness pieces
+    # conditioned: the LM fine-tuned with a mood token on labelled + pseudo-labelled sequences
+    threshold: float = 0.6  # probe probability a chunk of an unlabelled piece needs to count as that mood
+    chunk_tokens: int = 256  # length of those chunks (labelled phrases are cut to it too)
+    max_chunks: int = 1500  # chunks of unlabelled pieces scored by the probe
+    steps: int = 600  # fine-tuning steps
+    batch_size: int = 16
+    lr: float = 1e-3  # the LM's weights
+    mood_lr: float = 1e-2  # the mood vectors (they start at zero)
 
 
 @dataclass
@@ -202,6 +210,7 @@ class GenerateConfig:
     max_tokens: int = 4096
     model_run: str = "latest"  # an MLflow run id, `latest`, or `champion` (the registered alias)
     out_dir: str | None = None  # else this run's output folder
+    data_root: str | None = None  # VGMIDI root for steering=conditioned's fine-tuning; else the model run's
     steering: SteeringConfig = MISSING
     logger: LoggerConfig = MISSING
     paths: PathsConfig = MISSING

@@ -8,12 +8,14 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from .cli import hydra_entry
+from .data.download import sha256_file
 
 log = logging.getLogger("moodgen")
 
 
 def _contents(folder: Path) -> dict[Path, str]:
-    return {p: p.read_text() for p in folder.glob("*.json")} if folder.is_dir() else {}
+    """Each cached steering file's digest: new or changed ones go back to the model run."""
+    return {p: sha256_file(p) for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
 
 
 def generate(cfg: DictConfig) -> float | None:
@@ -34,7 +36,7 @@ def generate(cfg: DictConfig) -> float | None:
         pieces = generate_pieces(bundle, cfg.steering, cfg, [mood], cfg.n, cfg.seed, folder)
         metrics = steering_report(pieces, cfg.steering.name, folder / MOODS[mood])
         evolved = [p for p, text in _contents(bundle.steering_dir).items() if cached.get(p) != text]
-        if evolved and tracker.run_id:  # genes go to the model run: later generation is instant
+        if evolved and tracker.run_id:  # genes / weights go to the model run: later generation is instant
             for path in evolved:
                 tracker.client.log_artifact(bundle.run_id, str(path), "steering")
         tracker.log_metrics(metrics)

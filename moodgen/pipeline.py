@@ -198,6 +198,8 @@ def samples_stage(ctx: Context) -> Context:
         fallback = "none"  # no classifier stage (data=folder, classifier=none): nothing to steer by
     elif steering.name == "neurons" and not (bundle.neurons and bundle.neurons.get("neurons")):
         fallback = "rerank"  # no sentiment neurons (features != final_cell, or the L1 probe kept none)
+    elif steering.name == "conditioned" and bundle.conditioning is None:
+        fallback = "rerank"  # no labelled phrases to condition on (data is not VGMIDI)
     if fallback:
         log.warning("steering=%s cannot run on this model; the samples use steering=%s", steering.name, fallback)
         steering = OmegaConf.merge(steering, {"name": fallback})

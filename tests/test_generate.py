@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -16,8 +17,11 @@ from moodgen.errors import MoodgenError
 from moodgen.generate import generate
 from moodgen.generation.bundle import from_run
 from moodgen.generation.render import note_count
+from moodgen.steering import STEERING
 from moodgen.steering.base import GenerationJob
+from moodgen.steering.conditioned import MoodConditioned, MoodConditionedLM
 from moodgen.steering.neurons import clamp_hook, neuron_set
+from moodgen.tokenizers import bos_id
 from moodgen.train import train
 
 from .conftest import TINY_MODEL, TINY_TRAINER, compose_entry, compose_train
@@ -28,6 +32,13 @@ TINY_GA = [
     "steering.elite=1",
     "steering.fitness_pieces=2",
     "steering.fitness_seconds=2",
+]
+TINY_CONDITIONED = [
+    "steering.steps=4",
+    "steering.batch_size=4",
+    "steering.chunk_tokens=64",
+    "steering.max_chunks=24",
+    "steering.threshold=0.0",  # every chunk gets a pseudo-label: all four moods have sequences
 ]
 
 
@@ -50,7 +61,9 @@ def model_store(tmp_path_factory, vgmidi_root) -> Path:
             "classifier.targets=[mood4]",
             "classifier.compare=[handcrafted]",
             "classifier.log2_c_min=0",
-            "steering=none",
+            "steering=conditioned",  # the pipeline's samples stage with the costliest method
+            *TINY_CONDITIONED,
+            "steering.steps=3",  # other settings than the tests below: generate fine-tunes anew
             "samples.n=1",
         ],
     )
@@ -58,15 +71,28 @@ def model_store(tmp_path_factory, vgmidi_root) -> Path:
     return root
 
 
+def test_training_ends_with_steered_samples_and_their_accuracy(model_store):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("moodgen").experiment_id
+    (run,) = client.search_runs([experiment], filter_string="tags.`moodgen.entry_point` = 'train'")
+    assert 0.0 <= run.data.metrics["steer/conditioned/accuracy"] <= 1.0
+    assert {"steering/conditioned.pt", "steering/conditioned.json"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id, "steering")
+    }
+
+
 def compose_generate(root: Path, overrides: list[str]):
     return compose_entry("generate", root, overrides, output="gen")
 
 
-@pytest.mark.parametrize("steering", ["none", "rerank", "neurons"])
+@pytest.mark.parametrize("steering", sorted(STEERING))
 def test_every_steering_method_end_to_end(model_store, steering, tmp_path):
     out = tmp_path / steering
     cfg = compose_generate(
-        model_store, ["mood=calm", "n=2", "duration=6", f"steering={steering}", *TINY_GA, f"out_dir={out}"]
+        model_store,
+        ["mood=calm", "n=2", "duration=6", f"steering={steering}", *TINY_GA, *TINY_CONDITIONED, f"out_dir={out}"],
     )
     generate(cfg)
     sidecars = sorted((out / "calm").glob("calm_*.json"))
@@ -88,6 +114,52 @@ def test_evolved_genes_are_cached_with_the_model_run(model_store, tmp_path):
     generate(cfg)
     bundle = from_run(cfg, "latest")
     assert (bundle.steering_dir / "neurons_angry.json").exists()  # logged back to the model run
+
+
+def job_of(bundle, **changes) -> GenerationJob:
+    job = GenerationJob(
+        bundle.net, bundle.tokenizer, bundle.judges, 4.0, 1.0, 0.95, 256, torch.Generator().manual_seed(0)
+    )
+    return dataclasses.replace(job, **changes)
+
+
+def test_conditioned_lm_is_cached_with_the_model_run(model_store, tmp_path):
+    cfg = compose_generate(
+        model_store,
+        ["mood=happy", "n=1", "duration=4", "steering=conditioned", *TINY_CONDITIONED, f"out_dir={tmp_path}"],
+    )
+    generate(cfg)
+    bundle = from_run(cfg, "latest")
+    assert (bundle.steering_dir / "conditioned.pt").exists()  # logged back to the model run
+    summary = json.loads((bundle.steering_dir / "conditioned.json").read_text())
+    assert summary["sequences"]["happy"]["labelled"] > 0
+    # no training data given: only the cached checkpoint can answer
+    job = job_of(bundle, cache_dir=bundle.steering_dir, conditioning=None)
+    assert len(MoodConditioned(cfg.steering).generate(job, 3, 1)) == 1
+
+
+def test_the_mood_token_changes_the_music(model_store):
+    bundle = from_run(compose_generate(model_store, ["mood=calm"]), "latest")
+    net = MoodConditionedLM(bundle.net, 4)
+    with torch.no_grad():
+        net.moods.weight.copy_(torch.randn(net.moods.weight.shape, generator=torch.Generator().manual_seed(1)) * 3)
+
+    def pieces(mood: int) -> list[list[int]]:
+        return job_of(bundle).sample(2, prefix=[net.vocab_size + mood, bos_id(bundle.tokenizer)], net=net)
+
+    assert pieces(0) == pieces(0)  # same seed, same mood: same music
+    assert pieces(0) != pieces(3)  # same seed, other mood: other music
+
+
+def test_zero_mood_vectors_leave_the_lm_unchanged(model_store):
+    bundle = from_run(compose_generate(model_store, ["mood=calm"]), "latest")
+    conditioned = MoodConditionedLM(bundle.net, 4).eval()
+    tokens = torch.randint(3, 20, (2, 12))
+    moods = torch.full((2, 1), conditioned.vocab_size + 2)
+    with torch.no_grad():
+        expected, _ = bundle.net.eval()(tokens)
+        logits, (_, mood) = conditioned(torch.cat([moods, tokens], 1))
+    assert torch.allclose(logits, expected, atol=1e-6) and mood.tolist() == [2, 2]
 
 
 def test_genes_change_the_generated_tokens(model_store):

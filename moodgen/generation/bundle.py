@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +26,10 @@ class ModelBundle:
     tokenizer: object
     judges: Judges
     neurons: dict | None
-    steering_dir: Path  # evolved genes, cached per model run
+    steering_dir: Path  # evolved genes and the mood-conditioned LM, cached per model run
     run_id: str | None = None
     run_name: str = ""
+    conditioning: Callable[[], object] | None = None  # steering=conditioned's training data, on demand
 
 
 def frame(tokenizer) -> tuple[int, int]:
@@ -37,6 +39,8 @@ def frame(tokenizer) -> tuple[int, int]:
 
 
 def from_context(ctx) -> ModelBundle:
+    from ..steering.conditioned import conditioning_source
+
     features = ctx.cfg.classifier.features
     judges = Judges(
         net=ctx.module.net.cpu(),
@@ -45,8 +49,17 @@ def from_context(ctx) -> ModelBundle:
         judge=ctx.classifiers.get("mood4/handcrafted"),
         frame=frame(ctx.tokenizer),
     )
+    conditioning = None
+    if ctx.files.summary.get("source") == "vgmidi":
+        conditioning = conditioning_source(ctx.cfg.data, ctx.files.root, ctx.tokenizer, Path(ctx.cfg.paths.cache_dir))
     return ModelBundle(
-        ctx.module.net.cpu(), ctx.tokenizer, judges, ctx.neurons, ctx.output_dir / "steering", ctx.tracker.run_id
+        ctx.module.net.cpu(),
+        ctx.tokenizer,
+        judges,
+        ctx.neurons,
+        ctx.output_dir / "steering",
+        ctx.tracker.run_id,
+        conditioning=conditioning,
     )
 
 
@@ -127,4 +140,32 @@ def from_run(cfg, ref: str) -> ModelBundle:
         client.download_artifacts(run_id, "steering", str(folder))
     if judges.probe is None:
         log.warning("model run %s has no mood classifier: only steering=none works with it", run_id)
-    return ModelBundle(net, tokenizer, judges, neurons, steering_dir, run_id, run.info.run_name)
+    return ModelBundle(
+        net,
+        tokenizer,
+        judges,
+        neurons,
+        steering_dir,
+        run_id,
+        run.info.run_name,
+        conditioning_of(cfg, client, run, tokenizer),
+    )
+
+
+def conditioning_of(cfg, client, run, tokenizer) -> Callable[[], object] | None:
+    """steering=conditioned's training data from the model run's VGMIDI set, resolved only when used."""
+    if run.data.tags.get("data.source") != "vgmidi":
+        return None
+
+    def load():
+        from omegaconf import OmegaConf
+
+        from ..data import vgmidi
+        from ..steering.conditioned import conditioning_source
+
+        folder = tempfile.mkdtemp(prefix=f"moodgen-config-{run.info.run_id[:8]}-")
+        lm_cfg = OmegaConf.load(client.download_artifacts(run.info.run_id, "config/config.yaml", folder))
+        root = vgmidi.resolve_root(cfg.get("data_root") or lm_cfg.data.root, download=True)
+        return conditioning_source(lm_cfg.data, root, tokenizer, Path(cfg.paths.cache_dir))()
+
+    return load

@@ -46,6 +46,7 @@ def generate_pieces(
         torch.Generator().manual_seed(seed),
         bundle.neurons,
         bundle.steering_dir,
+        bundle.conditioning,
     )
     pieces = []
     for mood in moods:

@@ -90,12 +90,16 @@ class LanguageModel(nn.Module):
         state: State | None = None,
         return_hidden: bool = False,
         lengths: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
     ):
         """tokens [B, T] -> logits [B, T, V], new state (and every layer's outputs [B, T, H]).
 
-        With lengths [B] the batch is right-padded and the state is taken at each true length.
+        With lengths [B] the batch is right-padded and the state is taken at each true length;
+        `condition` [B, E] is added to every step's input embedding (a mood, for steering).
         """
         x = self.embedding(tokens)  # [B, T, E]
+        if condition is not None:
+            x = x + condition[:, None]
         new_state, hidden = [], []
         for i, layer in enumerate(self.layers):
             x = self.dropout(x)  # Keras LSTM(dropout=...) drops every layer's input

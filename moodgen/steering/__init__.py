@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from ..errors import MoodgenError
+from .conditioned import MoodConditioned
 from .neurons import EvolvedNeurons
 from .none import NoSteering
 from .rerank import Rerank
 
-STEERING = {"none": NoSteering, "rerank": Rerank, "neurons": EvolvedNeurons}
+STEERING = {"none": NoSteering, "rerank": Rerank, "neurons": EvolvedNeurons, "conditioned": MoodConditioned}
 
 
 def make_steering(cfg):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,15 +25,25 @@ class GenerationJob:
     generator: torch.Generator
     neurons: dict | None = None  # the L1 steering probe's sentiment neurons
     cache_dir: Path | None = None  # where evolved genes are kept (the model run's steering/ folder)
+    conditioning: Callable[[], object] | None = None  # training data of steering=conditioned, loaded on demand
 
     def sample(
-        self, n: int, state_hook: StateHook | None = None, seconds: float | None = None, max_tokens: int | None = None
+        self,
+        n: int,
+        state_hook: StateHook | None = None,
+        seconds: float | None = None,
+        max_tokens: int | None = None,
+        prefix: list[int] | None = None,
+        net: torch.nn.Module | None = None,
     ) -> list[list[int]]:
-        """n pieces in one batch, each sampled until its decoded music lasts `seconds`."""
+        """n pieces in one batch, each sampled until its decoded music lasts `seconds`.
+
+        `prefix` (default [BOS]) primes every row; `net` replaces the job's LM (a fine-tuned copy).
+        """
         special = {bos_id(self.tokenizer), eos_id(self.tokenizer)}
         stop = DurationStop(self.tokenizer, seconds or self.duration, special)
         return sample(
-            self.net,
+            net or self.net,
             n,
             max_tokens or self.max_tokens,
             bos_id(self.tokenizer),
@@ -41,5 +52,6 @@ class GenerationJob:
             self.top_p,
             self.generator,
             state_hook=state_hook,
+            prefix=prefix,
             stop=stop,
         )

@@ -70,14 +70,16 @@ class EvolvedNeurons:
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def settings_key(self, units: np.ndarray) -> str:
-        text = json.dumps({k: self.cfg[k] for k in SETTINGS} | {"units": units.tolist()}, sort_keys=True)
+    def settings_key(self, units: np.ndarray, job: GenerationJob) -> str:
+        """Genes fit the GA settings, the units and the sampling they were evolved under."""
+        sampling = {"units": units.tolist(), "temperature": job.temperature, "top_p": job.top_p}
+        text = json.dumps({k: self.cfg[k] for k in SETTINGS} | sampling, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def genes(self, job: GenerationJob, mood: int) -> np.ndarray:
         """The evolved values for this mood: from the model run's cache, else evolved now (and cached)."""
         units, mean, scale = neuron_set(job.neurons, mood)
-        key = self.settings_key(units)
+        key = self.settings_key(units, job)
         path = job.cache_dir / f"neurons_{MOODS[mood]}.json" if job.cache_dir else None
         if path is not None and path.exists():
             cached = json.loads(path.read_text())

@@ -17,9 +17,15 @@ class Rerank:
         self.cfg = cfg
 
     def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
-        if job.judges.probe is None:
-            raise MoodgenError("steering=rerank needs the model run's mood classifier; use steering=none")
-        pool = job.sample(n * self.cfg.candidates)
-        proba = job.judges.probe_proba(pool)[:, mood]
-        best = np.argsort(-proba, kind="stable")[:n]
-        return [pool[i] for i in best]
+        return keep_best(job, job.sample(n * self.cfg.candidates), mood, n)
+
+
+def keep_best(job: GenerationJob, pool: list[list[int]], mood: int, n: int) -> list[list[int]]:
+    """The n pieces of the pool with the highest probe probability of the mood."""
+    if len(pool) == n:
+        return pool
+    if job.judges.probe is None:
+        raise MoodgenError("ranking candidates needs the model run's mood classifier; use steering=none")
+    proba = job.judges.probe_proba(pool)[:, mood]
+    best = np.argsort(-proba, kind="stable")[:n]
+    return [pool[i] for i in best]
