@@ -216,6 +216,42 @@ class GenerateConfig:
     paths: PathsConfig = MISSING
 
 
+@dataclass
+class EvaluateConfig:
+    """`python -m moodgen.evaluate pieces=<folder|run id> reference=vgmidi_test`: objective evaluation."""
+
+    task_name: str = "evaluate"
+    pieces: str = MISSING  # a folder of MIDI files (with JSON sidecars) or an MLflow generation/training run id
+    reference: str = "vgmidi_test"  # vgmidi_test | vgmidi_unlabelled_test | a folder of MIDI files
+    model_run: str | None = None  # the classifier's model run; else the pieces' own, else `latest`
+    data_root: str | None = None  # VGMIDI root for the vgmidi_* references; else $MOODGEN_DATA_DIR, cache
+    out_dir: str | None = None  # else this run's output folder
+    max_pieces: int = 0  # 0: every piece of each set
+    grid_points: int = 1000  # the common grid the distance densities are compared on
+    seed: int = 0
+    logger: LoggerConfig = MISSING
+    paths: PathsConfig = MISSING
+
+
+@dataclass
+class ServeConfig:
+    """`python -m moodgen.serve`: the local mood-picker web page."""
+
+    task_name: str = "serve"
+    host: str = "127.0.0.1"
+    port: int = 8765
+    model_run: str = "latest"  # an MLflow run id, `latest`, or `champion`
+    default_duration: float = 30.0  # seconds, the page's length control starts here
+    min_duration: float = 5.0
+    max_duration: float = 120.0  # longer requests are refused with 422
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_tokens: int = 4096
+    steering: SteeringConfig = MISSING
+    logger: LoggerConfig = MISSING
+    paths: PathsConfig = MISSING
+
+
 GROUP_SCHEMAS = {
     "data": DataConfig,
     "tokenizer": TokenizerConfig,
@@ -236,5 +272,7 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig, replace=True)
     cs.store(name="classify_schema", node=ClassifyConfig, replace=True)
     cs.store(name="generate_schema", node=GenerateConfig, replace=True)
+    cs.store(name="evaluate_schema", node=EvaluateConfig, replace=True)
+    cs.store(name="serve_schema", node=ServeConfig, replace=True)
     for group, node in GROUP_SCHEMAS.items():
         cs.store(group=group, name="schema", node=node, replace=True)
