@@ -152,13 +152,14 @@ class SteeringConfig:
 
 @dataclass
 class SamplesConfig:
-    """The pipeline's last stage: pieces for each mood, steered, judged, logged."""
+    """The pipeline's last stages: pieces for each mood, steered, judged, logged, then evaluated."""
 
     n: int = 2  # pieces per mood
     duration: float = 30.0  # seconds per piece
     max_tokens: int = 4096  # safety cap per piece
     temperature: float = 1.0
     top_p: float = 0.95
+    evaluate: bool = True  # evaluate the pieces against VGMIDI's labelled test phrases (data=vgmidi)
 
 
 @dataclass

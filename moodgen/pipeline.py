@@ -24,6 +24,7 @@ from .classifier.stage import classify_stage
 from .data.files import LMFiles
 from .data.windows import LMDataModule
 from .errors import MoodgenError
+from .evaluation.stage import evaluate_stage
 from .generation.bundle import from_context
 from .generation.run import generate_pieces, steering_report
 from .models.module import LanguageModelModule
@@ -215,7 +216,7 @@ def samples_stage(ctx: Context) -> Context:
     return ctx
 
 
-STAGES: list[Callable[[Context], Context]] = [data_stage, lm_stage, classify_stage, samples_stage]
+STAGES: list[Callable[[Context], Context]] = [data_stage, lm_stage, classify_stage, samples_stage, evaluate_stage]
 
 
 def load_weights(module: LanguageModelModule, checkpoint: str) -> None:

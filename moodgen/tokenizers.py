@@ -99,7 +99,11 @@ class Corpus:
 
 def encode_file(tokenizer, path: Path) -> list[int]:
     """One piece -> [BOS, ...tokens, EOS]; raises ValueError with a reason for unusable files."""
-    score = read_piano(path)
+    return encode_score(tokenizer, read_piano(path))
+
+
+def encode_score(tokenizer, score) -> list[int]:
+    """A piano-merged score -> [BOS, ...tokens, EOS]; ValueError when it yields no tokens."""
     sequences = tokenizer.encode(score)
     sequence = sequences[0] if isinstance(sequences, list) else sequences
     if not sequence.ids:

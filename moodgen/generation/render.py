@@ -38,20 +38,28 @@ def soundfont() -> str | None:
     return next((c for c in candidates if c and Path(c).exists()), None)
 
 
+def missing_audio_tool() -> str | None:
+    """What render_wav lacks to make audio ('fluidsynth' or 'a General MIDI soundfont'); None when it can render."""
+    if shutil.which("fluidsynth") is None:
+        return "fluidsynth"
+    return None if soundfont() else "a General MIDI soundfont"
+
+
 def render_wav(midi: Path, wav: Path) -> bool:
     """MIDI -> WAV with fluidsynth; without fluidsynth or a soundfont: one warning, MIDI only."""
     global _warned_no_audio
-    binary, font = shutil.which("fluidsynth"), soundfont()
-    if binary is None or font is None:
+    missing = missing_audio_tool()
+    if missing:
         if not _warned_no_audio:
             logging.getLogger("moodgen").warning(
-                "no audio: %s not found (apt-get install fluidsynth); writing MIDI only",
-                "fluidsynth" if binary is None else "a General MIDI soundfont",
+                "no audio: %s not found (apt-get install fluidsynth); writing MIDI only", missing
             )
             _warned_no_audio = True
         return False
     result = subprocess.run(
-        [binary, "-ni", "-q", "-F", str(wav), "-r", "44100", font, str(midi)], capture_output=True, timeout=300
+        [shutil.which("fluidsynth"), "-ni", "-q", "-F", str(wav), "-r", "44100", soundfont(), str(midi)],
+        capture_output=True,
+        timeout=300,
     )
     return result.returncode == 0 and wav.exists()
 
@@ -60,11 +68,9 @@ def note_count(score: symusic.Score) -> int:
     return sum(len(track.notes) for track in score.tracks)
 
 
-def piano_roll_png(score: symusic.Score, path: Path, title: str = "") -> Path:
+def draw_piano_roll(ax, score: symusic.Score, title: str = "") -> None:
     """Notes as horizontal bars, pitch over time in seconds (the report's 'note distribution')."""
-    seconds = score.to("second")
-    fig, ax = plt.subplots(figsize=(10, 3.5), dpi=100)
-    for track in seconds.tracks:
+    for track in score.to("second").tracks:
         notes = track.notes.numpy()  # dict of arrays: time, duration, pitch, velocity
         ax.barh(
             notes["pitch"],
@@ -75,8 +81,13 @@ def piano_roll_png(score: symusic.Score, path: Path, title: str = "") -> Path:
         )
     ax.set_xlabel("time (s)")
     ax.set_ylabel("MIDI pitch")
-    ax.set_title(title or Path(path).stem)
+    ax.set_title(title)
     ax.autoscale_view()
+
+
+def piano_roll_png(score: symusic.Score, path: Path, title: str = "") -> Path:
+    fig, ax = plt.subplots(figsize=(10, 3.5), dpi=100)
+    draw_piano_roll(ax, score, title or Path(path).stem)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,1 @@
+"""Objective evaluation of generated pieces: per piece, per set (Yang & Lerch), repetition, mood."""

@@ -1,0 +1,62 @@
+"""The project's classifiers on evaluated pieces: predicted mood, and accuracy where one was requested."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from ..classifier.report import write_confusion
+from ..errors import MoodgenError
+from ..moods import MOODS
+from ..tokenizers import encode_score
+from .sets import PieceSet
+
+log = logging.getLogger("moodgen")
+
+
+def model_run_of(cfg, generated: PieceSet) -> str:
+    """The classifiers' run: as configured, else the pieces' own model run, else the newest."""
+    if cfg.model_run:
+        return cfg.model_run
+    named = [p.sidecar.get("model_run") for p in generated.pieces if p.sidecar and p.sidecar.get("model_run")]
+    return named[0] if named else "latest"
+
+
+def load_judges(cfg, generated: PieceSet):
+    """The model run's judges, or None (with one warning) when there is no trained model."""
+    from ..generation.bundle import from_run
+
+    try:
+        bundle = from_run(cfg, model_run_of(cfg, generated))
+    except MoodgenError as exc:
+        log.warning("no mood classifier, mood columns left out: %s", exc)
+        return None, None
+    return bundle.judges, bundle.tokenizer
+
+
+def mood_probabilities(judges, tokenizer, pieces: PieceSet) -> dict[str, np.ndarray]:
+    """'judge' (hand-crafted, independent of the LM) and 'probe' (LM states): [n, 4] each, when available."""
+    if judges is None:
+        return {}
+    found = {"judge": judges.judge_proba([p.score for p in pieces.pieces])}
+    if judges.probe is not None:
+        sequences = [encode_score(tokenizer, p.score)[1:-1] for p in pieces.pieces]
+        found["probe"] = judges.probe_proba(sequences)
+    return {name: proba for name, proba in found.items() if proba is not None}
+
+
+def mood_accuracy(pieces: PieceSet, predicted: np.ndarray, classifier: str, folder) -> dict[str, float]:
+    """Accuracy and 4x4 confusion (requested x predicted) over pieces whose sidecar names a mood."""
+    rows = [i for i, p in enumerate(pieces.pieces) if p.sidecar and p.sidecar.get("mood") in MOODS]
+    if not rows:
+        return {}
+    wanted = np.array([MOODS.index(pieces.pieces[i].sidecar["mood"]) for i in rows])
+    got = predicted[rows].argmax(1)
+    confusion = np.zeros((len(MOODS), len(MOODS)), dtype=int)
+    np.add.at(confusion, (wanted, got), 1)
+    write_confusion(confusion, list(MOODS), folder / classifier, f"requested vs {classifier}")
+    metrics = {f"eval/mood/{classifier}/accuracy": float((wanted == got).mean())}
+    for mood in sorted(set(wanted.tolist())):
+        metrics[f"eval/mood/{classifier}/{MOODS[mood]}/accuracy"] = float((got[wanted == mood] == mood).mean())
+    return metrics
