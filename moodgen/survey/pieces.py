@@ -1,0 +1,56 @@
+"""Generated pieces on disk and the mood their JSON sidecar says they were made for."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import MoodgenError
+from ..moods import mood_index
+
+
+@dataclass(frozen=True)
+class Piece:
+    midi: Path
+    mood: int
+
+    @property
+    def wav(self) -> Path | None:
+        """The WAV rendered next to the MIDI at generation time, when fluidsynth was there."""
+        wav = self.midi.with_suffix(".wav")
+        return wav if wav.is_file() else None
+
+
+def sidecar_mood(midi: Path) -> int:
+    """The mood in `<piece>.json`; ValueError says why a piece has none."""
+    sidecar = midi.with_suffix(".json")
+    if not sidecar.is_file():
+        raise ValueError(f"no sidecar {sidecar.name}")
+    try:
+        data = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as exc:  # ValueError covers bad JSON and bad UTF-8
+        raise ValueError(f"{sidecar.name} is not readable JSON ({exc})") from exc
+    if not isinstance(data, dict) or "mood" not in data:
+        raise ValueError(f'{sidecar.name} has no "mood"')
+    try:
+        return mood_index(data["mood"])
+    except MoodgenError as exc:
+        raise ValueError(f"{sidecar.name} names an unknown mood {data['mood']!r}") from exc
+
+
+def find_pieces(folder: Path) -> tuple[list[Piece], list[tuple[Path, str]]]:
+    """Every MIDI file under `folder` with its mood, and the skipped ones with the reason."""
+    if not folder.is_dir():
+        raise MoodgenError(f"pieces={folder} is not a folder: point it at the out_dir of python -m moodgen.generate")
+    pieces, skipped = [], []
+    for midi in sorted(folder.rglob("*.mid")):  # sorted: the seeded choice must not depend on the file system
+        try:
+            pieces.append(Piece(midi, sidecar_mood(midi)))
+        except ValueError as reason:
+            skipped.append((midi, str(reason)))
+    if not pieces and not skipped:
+        raise MoodgenError(
+            f"no MIDI pieces in {folder}: generate some with python -m moodgen.generate mood=calm out_dir={folder}"
+        )
+    return pieces, skipped
