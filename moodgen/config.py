@@ -248,6 +248,8 @@ class ServeConfig:
     temperature: float = 1.0
     top_p: float = 0.95
     max_tokens: int = 4096
+    out_dir: str | None = None  # the pieces go to <out_dir>/<piece id>/; else this run's output folder
+    data_root: str | None = None  # VGMIDI root for steering=conditioned's fine-tuning; else the model run's
     steering: SteeringConfig = MISSING
     logger: LoggerConfig = MISSING
     paths: PathsConfig = MISSING

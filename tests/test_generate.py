@@ -64,7 +64,7 @@ def model_store(tmp_path_factory, vgmidi_root) -> Path:
             "steering=conditioned",  # the pipeline's samples stage with the costliest method
             *TINY_CONDITIONED,
             "steering.steps=3",  # other settings than the tests below: generate fine-tunes anew
-            "samples.n=1",
+            "samples.n=3",  # enough sounding pieces for the evaluation stage
         ],
     )
     train(cfg)
@@ -81,6 +81,9 @@ def test_training_ends_with_steered_samples_and_their_accuracy(model_store):
     assert {"steering/conditioned.pt", "steering/conditioned.json"} <= {
         a.path for a in client.list_artifacts(run.info.run_id, "steering")
     }
+    # ... and evaluates them against the labelled test phrases
+    assert 0.0 <= run.data.metrics["eval/mean_oa"] <= 1.0 and "eval/mood/judge/accuracy" in run.data.metrics
+    assert "evaluation/report.html" in {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
 
 
 def compose_generate(root: Path, overrides: list[str]):
