@@ -95,6 +95,8 @@ def check_overrides(config_name: str, argv: list[str]) -> list[str]:
     missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not key.startswith("hydra."))
     if missing:
         fail(f"{missing[0]} has no value; set it on the command line, e.g. {missing[0]}=...")
+    if measured_on_test(str(cfg.get("optimized_metric", ""))):
+        fail(test_metric_message(cfg.optimized_metric))  # before any training, not after it
     multirun = multirun or str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     if not multirun:
         return argv
@@ -117,8 +119,25 @@ def check_overrides(config_name: str, argv: list[str]) -> list[str]:
     return ["--multirun", *overrides]
 
 
+TEST_METRIC_PREFIXES = ("test_", "precision_", "recall_", "majority_acc", "best_constant_acc")
+
+
+def measured_on_test(metric: str) -> bool:
+    """Computed with the labelled test phrases: classifier test scores, and evaluation vs vgmidi_test."""
+    return metric.startswith("eval/") or metric.rsplit("/", 1)[-1].startswith(TEST_METRIC_PREFIXES)
+
+
+def test_metric_message(metric: str) -> str:
+    return (
+        f"optimized_metric={metric} is measured on the test split, and nothing is tuned on it; "
+        "use lm/val_loss or a CV metric such as clf/mood4/final_cell/cv_acc"
+    )
+
+
 def optimized_value(cfg, metrics: dict[str, float]) -> float:
     """The value a sweeper optimises: cfg.optimized_metric, which the run must have measured."""
+    if measured_on_test(cfg.optimized_metric):
+        raise MoodgenError(test_metric_message(cfg.optimized_metric))
     if cfg.optimized_metric not in metrics:
         raise MoodgenError(
             f"optimized_metric={cfg.optimized_metric} was not measured; choose one of {', '.join(sorted(metrics))}"

@@ -148,6 +148,7 @@ class SteeringConfig:
     batch_size: int = 16
     lr: float = 1e-3  # the LM's weights
     mood_lr: float = 1e-2  # the mood vectors (they start at zero)
+    seed: int = 0  # of the GA and the fine-tuning (not of the pieces): cached results are reproducible
 
 
 @dataclass
@@ -198,23 +199,29 @@ class ClassifyConfig:
 
 
 @dataclass
-class GenerateConfig:
+class ComposeConfig:
+    """What every entry point that composes pieces takes: the model, sampling, steering, where to write."""
+
+    model_run: str = "latest"  # an MLflow run id, `latest`, or `champion` (the registered alias)
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_tokens: int = 4096  # safety cap per piece
+    out_dir: str | None = None  # else this run's output folder
+    data_root: str | None = None  # VGMIDI root for steering=conditioned's fine-tuning; else the model run's
+    steering: SteeringConfig = MISSING
+    logger: LoggerConfig = MISSING
+    paths: PathsConfig = MISSING
+
+
+@dataclass
+class GenerateConfig(ComposeConfig):
     """`python -m moodgen.generate mood=calm`: pieces in a mood from a trained model."""
 
     task_name: str = "generate"
     mood: str = MISSING  # depressed|sad, calm, angry|tense, happy|excited, or 0-3
     n: int = 4
     duration: float = 30.0  # seconds, tracked on the decoded music
-    temperature: float = 1.0
-    top_p: float = 0.95
     seed: int = 0
-    max_tokens: int = 4096
-    model_run: str = "latest"  # an MLflow run id, `latest`, or `champion` (the registered alias)
-    out_dir: str | None = None  # else this run's output folder
-    data_root: str | None = None  # VGMIDI root for steering=conditioned's fine-tuning; else the model run's
-    steering: SteeringConfig = MISSING
-    logger: LoggerConfig = MISSING
-    paths: PathsConfig = MISSING
 
 
 @dataclass
@@ -235,24 +242,15 @@ class EvaluateConfig:
 
 
 @dataclass
-class ServeConfig:
-    """`python -m moodgen.serve`: the local mood-picker web page."""
+class ServeConfig(ComposeConfig):
+    """`python -m moodgen.serve`: the local mood-picker web page (pieces go to <out_dir>/<piece id>/)."""
 
     task_name: str = "serve"
     host: str = "127.0.0.1"
     port: int = 8765
-    model_run: str = "latest"  # an MLflow run id, `latest`, or `champion`
     default_duration: float = 30.0  # seconds, the page's length control starts here
     min_duration: float = 5.0
     max_duration: float = 120.0  # longer requests are refused with 422
-    temperature: float = 1.0
-    top_p: float = 0.95
-    max_tokens: int = 4096
-    out_dir: str | None = None  # the pieces go to <out_dir>/<piece id>/; else this run's output folder
-    data_root: str | None = None  # VGMIDI root for steering=conditioned's fine-tuning; else the model run's
-    steering: SteeringConfig = MISSING
-    logger: LoggerConfig = MISSING
-    paths: PathsConfig = MISSING
 
 
 GROUP_SCHEMAS = {

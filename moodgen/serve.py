@@ -5,12 +5,15 @@ The page and its API live in moodgen/web/ (its docstring says why FastAPI rather
 
 from __future__ import annotations
 
+import logging
 import socket
 
 from omegaconf import DictConfig
 
 from .cli import hydra_entry
 from .errors import MoodgenError
+
+log = logging.getLogger("moodgen")
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -30,6 +33,8 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 def serve(cfg: DictConfig) -> None:
     sock = listening_socket(cfg.host, cfg.port)
+    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: anyone who can reach this computer can compose and download pieces", cfg.host)
 
     import uvicorn
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,15 @@ def compose_entry(entry: str, tmp_path: Path, overrides: list[str], output: str 
                 *overrides,
             ],
         )
+
+
+def error_line(module: str, args: list[str], cwd: Path = REPO) -> str:
+    """Run `python -m <module> <args>`, which must fail with exit 2 and one `moodgen: error:` line."""
+    result = subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("moodgen: error:"), result.stderr
+    return lines[0]
 
 
 def compose_train(tmp_path: Path, overrides: list[str]):

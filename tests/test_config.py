@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 from omegaconf import OmegaConf
 
-from moodgen.cli import CONF_DIR, one_line
+from moodgen.cli import CONF_DIR, measured_on_test, one_line
 from moodgen.config import GROUP_SCHEMAS
 from moodgen.data import SOURCES
 from moodgen.models import LAYERS
 from moodgen.tokenizers import TOKENIZERS, build_tokenizer
 
-from .conftest import REPO, compose_train
+from .conftest import compose_train, error_line
 
 OPTIONS = [(group, path.stem) for group in GROUP_SCHEMAS for path in sorted((CONF_DIR / group).glob("*.yaml"))]
 
@@ -56,17 +53,19 @@ def test_overrides_compose(tmp_path):
     ],
 )
 def test_bad_option_is_one_clear_line(override, expected):
-    result = subprocess.run(
-        [sys.executable, "-m", "moodgen.train", override],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-    )
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("moodgen: error:") and expected in lines[0]
+    assert expected in error_line("moodgen.train", [override])
+
+
+@pytest.mark.parametrize(
+    "metric", ["eval/mean_oa", "clf/mood4/final_cell/test_acc", "clf/mood4/final_cell/recall_calm"]
+)
+def test_a_test_split_metric_cannot_be_optimised(metric):
+    assert measured_on_test(metric)
+    assert "measured on the test split" in error_line("moodgen.train", [f"optimized_metric={metric}"])
+
+
+def test_validation_and_cv_metrics_can_be_optimised():
+    assert not any(measured_on_test(m) for m in ("lm/val_loss", "clf/mood4/final_cell/cv_acc", "steer/rerank/accuracy"))
 
 
 def test_one_line_joins_the_cause_chain():

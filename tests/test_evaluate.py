@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,7 @@ from moodgen.evaluation.yang_lerch import (
     piece_features,
 )
 
-from .conftest import compose_entry, make_midi, scale_piece
+from .conftest import compose_entry, error_line, make_midi, scale_piece
 
 C_MAJOR_BAR = [60, 62, 64, 65, 67, 69, 71, 72]  # eight eighth notes: one 4/4 bar at tpq 480
 
@@ -100,6 +98,8 @@ def test_repetition_shows_a_loop_and_silence():
     assert repetition(loop)["silence_ratio"] == pytest.approx(0.0)
     varied = score_of([(i * 240, 240, 48 + i) for i in range(64)])  # 8 different bars
     assert repetition(varied)["longest_repeated_bars"] == 0 and repetition(varied)["unique_4bar_ratio"] == 1.0
+    ends_on_a_bar_line = score_of([(0, 480, 60), (1920, 0, 62)])  # a zero-length note opening bar 2
+    assert repetition(ends_on_a_bar_line)["bars"] == 2
     half_silent = score_of([(0, 480, 60), (960, 480, 62)])  # sounds 0-0.5 s and 1-1.5 s of 1.5 s
     assert repetition(half_silent)["silence_ratio"] == pytest.approx(1 / 3)
 
@@ -141,6 +141,7 @@ def test_evaluate_folder_vs_folder_writes_report_and_mlflow_run(tmp_path):
     pieces = generated_folder(tmp_path / "pieces")
     (pieces / "notes.txt").write_text("not music")  # listed as skipped, the rest evaluated
     make_midi(pieces / "calm" / "silent.mid", [])
+    (pieces / "calm" / "calm_0.json").write_text("[not, json")  # evaluated, without its requested mood
     reference = generated_folder(tmp_path / "reference", 5)
     cfg = compose_entry("evaluate", tmp_path, [f"pieces={pieces}", f"reference={reference}"])
     mean_oa = evaluate(cfg)
@@ -149,7 +150,8 @@ def test_evaluate_folder_vs_folder_writes_report_and_mlflow_run(tmp_path):
     assert "data:image/png;base64," in report and 'src="http' not in report and "<link" not in report  # offline
     skipped = (folder / "skipped.csv").read_text()
     assert "notes.txt,not a MIDI file" in skipped and "silent.mid,no notes" in skipped
-    assert len((folder / "pieces.csv").read_text().splitlines()) == 1 + 4
+    rows = (folder / "pieces.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 and sum(row.split(",")[-1] == "calm" for row in rows) == 1  # calm_0 lost its mood only
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
     (run,) = client.search_runs([client.get_experiment_by_name("moodgen").experiment_id])
     assert run.data.metrics["eval/mean_oa"] == pytest.approx(mean_oa) and 0 <= mean_oa <= 1
@@ -179,19 +181,28 @@ def test_bad_pieces_are_one_clear_error(tmp_path):
         evaluate(cfg)
     with pytest.raises(MoodgenError, match="neither a folder nor an MLflow run"):
         evaluate(compose_entry("evaluate", tmp_path, ["pieces=no_such_thing"]))
-    result = subprocess.run(
-        [sys.executable, "-m", "moodgen.evaluate", f"pieces={empty}", f"paths.root_dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert result.returncode == 2
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("moodgen: error:")
+    assert "0 usable MIDI piece" in error_line("moodgen.evaluate", [f"pieces={empty}", f"paths.root_dir={tmp_path}"])
 
 
 @pytest.mark.parametrize("reference", ["vgmidi_test", "vgmidi_unlabelled_test"])
 def test_reference_sets_from_vgmidi(tmp_path, vgmidi_root, reference):
     overrides = ["pieces=x", f"reference={reference}", f"data_root={vgmidi_root}", "max_pieces=5"]
     assert len(reference_set(compose_entry("evaluate", tmp_path, overrides)).pieces) == 5
+
+
+def test_a_failing_evaluation_never_fails_the_training_run(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from moodgen.evaluation import stage
+    from moodgen.pipeline import Context
+    from moodgen.tracking import NullTracker
+
+    (tmp_path / "samples").mkdir()
+    ctx = Context(cfg=compose_entry("train", tmp_path, []), tracker=NullTracker(tmp_path), output_dir=tmp_path)
+    ctx.files = SimpleNamespace(summary={"source": "vgmidi"}, root=tmp_path)
+
+    def broken(ctx, samples):
+        raise RuntimeError("matplotlib ran out of fonts")
+
+    monkeypatch.setattr(stage, "evaluate_samples", broken)
+    assert stage.evaluate_stage(ctx).metrics == {"eval/failed": 1.0}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +17,12 @@ from moodgen.generation.bundle import from_run
 from moodgen.generation.render import note_count
 from moodgen.steering import STEERING
 from moodgen.steering.base import GenerationJob
-from moodgen.steering.conditioned import MoodConditioned, MoodConditionedLM
+from moodgen.steering.conditioned import MoodConditioned, MoodConditionedLM, SequenceBatches, chunk_starts, chunks
 from moodgen.steering.neurons import clamp_hook, neuron_set
 from moodgen.tokenizers import bos_id
 from moodgen.train import train
 
-from .conftest import TINY_MODEL, TINY_TRAINER, compose_entry, compose_train
+from .conftest import TINY_MODEL, TINY_TRAINER, compose_entry, compose_train, error_line
 
 TINY_GA = [
     "steering.population=4",
@@ -154,6 +152,22 @@ def test_the_mood_token_changes_the_music(model_store):
     assert pieces(0) != pieces(3)  # same seed, other mood: other music
 
 
+def test_fine_tuning_batches_predict_from_bos_on():
+    batches = SequenceBatches(vocab_size=10, bos=1, eos=2)
+    inputs, targets = batches([batches.sequence(np.array([5, 6, 7]), 3), batches.sequence(np.array([8]), 0)])
+    assert inputs.tolist() == [[13, 1, 5, 6, 7], [10, 1, 8, 0, 0]]  # mood token, BOS, tokens (padded)
+    assert targets.tolist() == [[5, 6, 7, 2], [8, 2, -100, -100]]  # after BOS: tokens then EOS
+
+
+def test_chunks_start_at_bar_lines():
+    bar = 4
+    piece = np.array([9, 4, 1, 1, 4, 1, 1, 1, 4, 1, 4, 1, 1, 1, 1, 1])
+    assert chunk_starts(piece, 4, bar) == [1, 8]  # the first bar line, then the next one >= 4 tokens on
+    assert chunk_starts(piece, 4, None) == [0, 4, 8, 12]
+    rng = np.random.default_rng(0)
+    assert all(c[0] == bar for c in chunks([piece, piece], 4, 10, rng, bar))
+
+
 def test_zero_mood_vectors_leave_the_lm_unchanged(model_store):
     bundle = from_run(compose_generate(model_store, ["mood=calm"]), "latest")
     conditioned = MoodConditionedLM(bundle.net, 4).eval()
@@ -207,15 +221,7 @@ def test_duration_is_tracked_on_decoded_time(tmp_path):
 
 
 def test_unknown_mood_is_one_line_listing_the_moods(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "moodgen.generate", "mood=joyful", f"paths.root_dir={tmp_path}"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert result.returncode == 2
-    (line,) = result.stderr.strip().splitlines()
+    line = error_line("moodgen.generate", ["mood=joyful", f"paths.root_dir={tmp_path}"], tmp_path)
     assert line.startswith("moodgen: error: unknown mood 'joyful'") and "1=calm" in line
 
 

@@ -24,7 +24,7 @@ from moodgen.web import studio as studio_module
 from moodgen.web.app import STATIC, create_app
 from moodgen.web.studio import Studio
 
-from .conftest import TINY_MODEL, TINY_TRAINER, compose_entry, compose_train
+from .conftest import TINY_MODEL, TINY_TRAINER, compose_entry, compose_train, error_line
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's package: the test never downloads a browser
 SERVE = ["steering=none", "min_duration=1", "default_duration=3", "max_duration=20"]
@@ -59,7 +59,7 @@ def compose_serve(root: Path, pieces: Path, overrides: list[str] | None = None):
 
 @pytest.fixture
 def client(model_store, tmp_path):
-    with TestClient(create_app(Studio(compose_serve(model_store, tmp_path / "pieces")))) as client:
+    with TestClient(create_app(Studio(compose_serve(model_store, tmp_path / "pieces"))), base_url=LOCAL) as client:
         yield client
 
 
@@ -137,6 +137,8 @@ def chunked(body: bytes):
     yield from (body[i : i + 1000] for i in range(0, len(body), 1000))
 
 
+LOCAL = "http://127.0.0.1"
+JSON = {"content-type": "application/json"}
 BAD_REQUESTS = {
     "unknown mood": ({"json": {"mood": "joyful"}}, 422, "unknown mood 'joyful'"),
     "absurd length": ({"json": {"mood": "calm", "duration": 1e9}}, 422, "duration must be 1 to 20 seconds"),
@@ -144,9 +146,10 @@ BAD_REQUESTS = {
     "length not a number": ({"json": {"mood": "calm", "duration": "long"}}, 422, "duration: Input should be"),
     "no mood": ({"json": {"duration": 3}}, 422, "mood: Field required"),
     "unknown field": ({"json": {"mood": "calm", "colour": "red"}}, 422, "colour: Extra inputs"),
-    "not json": ({"content": b"mood=calm"}, 422, "body: Invalid JSON"),
+    "not json": ({"content": b"mood=calm", "headers": JSON}, 422, "body: Invalid JSON"),
+    "a form, as another site could post": ({"data": {"mood": "calm"}}, 415, "Content-Type: application/json"),
     "oversized body": ({"json": {"mood": "calm", "padding": "x" * 100_000}}, 413, "request body over 4096 bytes"),
-    "oversized stream": ({"content": chunked(b"{" * 100_000)}, 413, "request body over 4096 bytes"),
+    "oversized stream": ({"content": chunked(b"{" * 100_000), "headers": JSON}, 413, "request body over 4096 bytes"),
 }
 
 
@@ -157,6 +160,12 @@ def test_bad_requests_get_one_line_json_errors(client, case):
     assert response.status_code == status
     (line,) = response.json()["error"].splitlines()
     assert fragment in line
+
+
+def test_a_foreign_host_name_is_refused(client):
+    """DNS rebinding: another site's name pointed at 127.0.0.1 must not reach the API."""
+    assert client.get("/api/status", headers={"host": "evil.example"}).status_code == 400
+    assert client.get("/api/status", headers={"host": "localhost:8765"}).status_code == 200
 
 
 def test_unknown_pieces_and_files_are_404(client):
@@ -190,7 +199,7 @@ def test_without_fluidsynth_the_page_still_offers_the_midi(client, monkeypatch):
 
 
 def test_without_a_model_the_page_says_how_to_train_one(tmp_path):
-    with TestClient(create_app(Studio(compose_serve(tmp_path, tmp_path / "pieces")))) as client:
+    with TestClient(create_app(Studio(compose_serve(tmp_path, tmp_path / "pieces"))), base_url=LOCAL) as client:
         status = client.get("/api/status").json()
         assert status["model"] is None and "python -m moodgen.train" in status["problem"]
         refused = client.post("/api/pieces", json={"mood": "calm"})
@@ -213,15 +222,7 @@ def test_a_port_in_use_is_one_line(tmp_path):
     with listening_socket("127.0.0.1", 0) as taken:
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "moodgen.serve", f"port={port}", f"paths.root_dir={tmp_path}"],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            timeout=120,
-        )
-    assert result.returncode == 2
-    (line,) = result.stderr.strip().splitlines()
+        line = error_line("moodgen.serve", [f"port={port}", f"paths.root_dir={tmp_path}"], tmp_path)
     assert line.startswith(f"moodgen: error: cannot listen on 127.0.0.1:{port}") and "port=" in line
 
 

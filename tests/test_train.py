@@ -13,7 +13,7 @@ from moodgen.moods import MOODS
 from moodgen.tracking import git_commit
 from moodgen.train import train
 
-from .conftest import REPO, TINY_MODEL, TINY_TRAINER, compose_train
+from .conftest import REPO, TINY_MODEL, TINY_TRAINER, compose_train, error_line
 
 PRESETS = ["lstm_small", "lstm", "mlstm", "paper"]
 
@@ -121,16 +121,8 @@ def test_cli_trains_and_prints_where_the_run_went(tmp_path, midi_folder):
 
 
 def test_cli_missing_data_is_one_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "moodgen.train", f"data.root={tmp_path}/nope"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
+    assert error_line("moodgen.train", [f"data.root={tmp_path}/nope"], tmp_path) == (
         f"moodgen: error: data.root={tmp_path}/nope is not a VGMIDI copy (missing v1/vgmidi_train.csv); "
         "point it at the folder holding v1/ and unlabelled/, e.g. ../shared/data/vgmidi"
-    ]
+    )
     assert not (tmp_path / "mlruns").exists()  # nothing recorded for a run that never started

@@ -27,7 +27,8 @@ def bars(score: symusic.Score) -> list[Bar]:
     """Each bar's notes, as comparable content."""
     length = bar_ticks(score)
     notes = [(n.time, n.pitch, n.duration) for t in score.tracks for n in t.notes]
-    count = max(1, -(-max((t + d for t, _, d in notes), default=0) // length))
+    last_onset_bar = max((t // length for t, _, _ in notes), default=0)  # a zero-length note may start a bar
+    count = max(1, last_onset_bar + 1, -(-max((t + d for t, _, d in notes), default=0) // length))
     content: list[list[tuple[int, int, int]]] = [[] for _ in range(count)]
     for time, pitch, duration in notes:
         content[time // length].append((time % length, pitch, duration))

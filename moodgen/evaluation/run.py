@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ def evaluate(
     title: str = "moodgen evaluation",
 ) -> Evaluation:
     start = time.perf_counter()
+    for stale in ("figures", "mood"):  # a reused out_dir: the report shows this evaluation's files only
+        shutil.rmtree(folder / stale, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
     probabilities = mood_probabilities(judges, tokenizer, generated)
     rows = piece_rows(generated, probabilities)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ import symusic
 
 from ..data.midi import MIDI_SUFFIXES, read_piano
 from ..errors import MoodgenError
+from ..generation.sidecar import read_sidecar
 
 log = logging.getLogger("moodgen")
 COMPANIONS = (".json", ".png", ".wav", ".ogg", ".csv", ".html", ".md")  # written beside pieces: not skipped
@@ -48,8 +48,11 @@ def read_pieces(files: list[Path], base: Path) -> tuple[list[Piece], list[tuple[
         except ValueError as exc:
             skipped.append((name, str(exc)))
             continue
-        sidecar_path = path.with_suffix(".json")
-        sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else None
+        try:
+            sidecar = read_sidecar(path)
+        except ValueError as exc:  # the music is still there: evaluated, without a requested mood
+            log.warning("%s: %s; evaluated without its requested mood", name, exc)
+            sidecar = None
         pieces.append(Piece(name, path, score, sidecar))
     return pieces, skipped
 
@@ -97,8 +100,9 @@ def from_run(cfg, run_id: str) -> PieceSet:
     folder = next((f for f in RUN_FOLDERS if f in logged), None)
     if folder is None:
         raise MoodgenError(f"run {run_id} holds no pieces ({' or '.join(RUN_FOLDERS)}/ artifacts)")
-    local = Path(client.download_artifacts(run_id, folder, tempfile.mkdtemp(prefix=f"moodgen-eval-{run_id[:8]}-")))
-    pieces = from_folder("generated", local, cfg.max_pieces, cfg.seed)
+    with tempfile.TemporaryDirectory(prefix=f"moodgen-eval-{run_id[:8]}-") as download:  # read into memory
+        local = Path(client.download_artifacts(run_id, folder, download))
+        pieces = from_folder("generated", local, cfg.max_pieces, cfg.seed)
     pieces.run_id = run_id
     return pieces
 

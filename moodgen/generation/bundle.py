@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -148,12 +149,16 @@ def from_run(cfg, ref: str) -> ModelBundle:
         steering_dir,
         run_id,
         run.info.run_name,
-        conditioning_of(cfg, client, run, tokenizer),
+        conditioning_of(cfg, client, run, tokenizer, folder),
     )
 
 
-def conditioning_of(cfg, client, run, tokenizer) -> Callable[[], object] | None:
-    """steering=conditioned's training data from the model run's VGMIDI set, resolved only when used."""
+def conditioning_of(cfg, client, run, tokenizer, folder: Path) -> Callable[[], object] | None:
+    """steering=conditioned's training data from the model run's VGMIDI set, resolved only when used.
+
+    The data: `data_root=`, else $MOODGEN_DATA_DIR, else the run's own copy if this machine has it,
+    else the user cache (downloaded when the run allowed downloads).
+    """
     if run.data.tags.get("data.source") != "vgmidi":
         return None
 
@@ -163,9 +168,12 @@ def conditioning_of(cfg, client, run, tokenizer) -> Callable[[], object] | None:
         from ..data import vgmidi
         from ..steering.conditioned import conditioning_source
 
-        folder = tempfile.mkdtemp(prefix=f"moodgen-config-{run.info.run_id[:8]}-")
-        lm_cfg = OmegaConf.load(client.download_artifacts(run.info.run_id, "config/config.yaml", folder))
-        root = vgmidi.resolve_root(cfg.get("data_root") or lm_cfg.data.root, download=True)
+        lm_cfg = OmegaConf.load(client.download_artifacts(run.info.run_id, "config/config.yaml", str(folder)))
+        recorded = run.data.tags.get("data.root")  # resolved, absolute, on the training machine
+        here = recorded if recorded and Path(recorded).is_dir() else None
+        root = vgmidi.resolve_root(
+            cfg.get("data_root") or os.environ.get(vgmidi.ENV_VAR) or here, download=bool(lm_cfg.data.download)
+        )
         return conditioning_source(lm_cfg.data, root, tokenizer, Path(cfg.paths.cache_dir))()
 
     return load

@@ -3,10 +3,10 @@
 Training sequences are the labelled training phrases (their annotated mood) plus chunks of the
 unlabelled training pieces that the mood probe assigns to one mood with probability >= threshold
 (pseudo-labels). Each becomes [MOOD_m, BOS, tokens..., EOS], mood m being token id V + m, and
-sampling primes with [MOOD_m, BOS]. The LM reads the mood token into its state and adds a learned
-mood vector to every later input step: a token seen only at the start fades from an LSTM's
-state within a few hundred steps (measured: with a start token alone the four moods' pieces were
-nearly the same). Moods are drawn equally often in training whatever their counts. The
+sampling primes with [MOOD_m, BOS]. The model takes the mood from that first token and adds a
+learned mood vector to every later input step: a token seen only at the start fades from an
+LSTM's state within a few hundred steps (measured: with a start token alone the four moods'
+pieces were nearly the same). Moods are drawn equally often in training whatever their counts. The
 fine-tuned weights are this method's own checkpoint, `steering/conditioned.pt`, kept with the
 model run, so they are paid for once.
 """
@@ -37,7 +37,8 @@ from .rerank import keep_best
 
 log = logging.getLogger("moodgen")
 CHECKPOINT = "conditioned.pt"
-SETTINGS = ("threshold", "chunk_tokens", "max_chunks", "steps", "batch_size", "lr", "mood_lr")
+SETTINGS = ("threshold", "chunk_tokens", "max_chunks", "steps", "batch_size", "lr", "mood_lr", "seed")
+DESIGN = "mood vector at every step; chunks from bar lines"  # in the cache key: a new design refits
 IGNORE = -100  # cross_entropy's ignore_index: padding after a sequence's end
 
 
@@ -79,9 +80,24 @@ class MoodConditionedLM(nn.Module):
         return logits, (lm_state, mood)
 
 
-def chunks(pieces: list[np.ndarray], length: int, limit: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Up to `limit` non-overlapping chunks of `length` tokens, drawn at random from all pieces."""
-    every = [p[s : s + length] for p in pieces for s in range(0, max(1, len(p) - length // 2), length)]
+def chunk_starts(piece: np.ndarray, length: int, bar: int | None) -> list[int]:
+    """Starts of consecutive chunks of about `length` tokens, each at a bar line when the tokenizer has one
+    (a chunk that starts mid-note would teach the LM that music may begin with half a note)."""
+    if bar is None:
+        return list(range(0, len(piece), length))
+    bars = np.flatnonzero(piece == bar)
+    starts, position = [], 0
+    while (index := np.searchsorted(bars, position)) < len(bars):
+        starts.append(int(bars[index]))
+        position = starts[-1] + length
+    return starts
+
+
+def chunks(
+    pieces: list[np.ndarray], length: int, limit: int, rng: np.random.Generator, bar: int | None = None
+) -> list[np.ndarray]:
+    """Up to `limit` non-overlapping chunks of at most `length` tokens, drawn at random from all pieces."""
+    every = [p[s : s + length] for p in pieces for s in chunk_starts(p, length, bar)]
     every = [c for c in every if len(c) >= length // 2]
     picks = rng.permutation(len(every))[:limit]
     return [every[i] for i in sorted(picks)]
@@ -137,7 +153,7 @@ class MoodConditioned:
         self.cfg = cfg
 
     def settings_key(self) -> str:
-        settings = {k: self.cfg[k] for k in SETTINGS} | {"model": MoodConditionedLM.__name__}
+        settings = {k: self.cfg[k] for k in SETTINGS} | {"design": DESIGN}
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
     def conditioned_net(self, job: GenerationJob) -> nn.Module:
@@ -164,8 +180,9 @@ class MoodConditioned:
                 "(a run with data=vgmidi and a classifier); use steering=none"
             )
         data = job.conditioning()
-        rng = np.random.default_rng(int(job.generator.initial_seed()))
-        candidates = chunks(data.pieces, cfg.chunk_tokens, cfg.max_chunks, rng)
+        rng = np.random.default_rng(cfg.seed)  # fixed, not the pieces' seed: one cached model per setting
+        bar = job.tokenizer.vocab.get("Bar_None")  # REMI and Structured-like tokenizers mark bar lines
+        candidates = chunks(data.pieces, cfg.chunk_tokens, cfg.max_chunks, rng, bar)
         pseudo, pseudo_moods = pseudo_label(job, candidates, cfg.threshold)
         phrases = [p[: cfg.chunk_tokens] for p in data.phrases]
         counts = {
@@ -192,7 +209,7 @@ class MoodConditioned:
         batches = SequenceBatches(job.net.head.out_features, bos_id(job.tokenizer), eos_id(job.tokenizer))
         items = [batches.sequence(ids, m) for ids, m in zip(sequences, moods, strict=True)]
         per_mood = np.bincount(moods, minlength=len(MOODS))
-        generator = torch.Generator().manual_seed(int(job.generator.initial_seed()))
+        generator = torch.Generator().manual_seed(cfg.seed)
         sampler = WeightedRandomSampler(  # every mood equally often, whatever its count
             torch.as_tensor(1.0 / per_mood[moods], dtype=torch.double),
             cfg.steps * cfg.batch_size,

@@ -34,6 +34,7 @@ SETTINGS = (
     "fitness_pieces",
     "fitness_seconds",
     "gene_range",
+    "seed",
 )
 
 
@@ -95,7 +96,7 @@ class EvolvedNeurons:
         cfg = self.cfg
         if job.judges.probe is None:
             raise MoodgenError("steering=neurons needs the model run's mood classifier; use steering=none")
-        seed = int(job.generator.initial_seed()) + mood
+        seed = cfg.seed + mood  # fixed, not the pieces' seed: one cached result per setting
         rng = np.random.default_rng(seed)
         # the GA draws its own samples, so generation after it matches generation from cached genes
         job = dataclasses.replace(job, generator=torch.Generator().manual_seed(seed))

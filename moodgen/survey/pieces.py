@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import MoodgenError
+from ..generation.sidecar import read_sidecar
 from ..moods import mood_index
 
 
@@ -25,13 +25,10 @@ class Piece:
 def sidecar_mood(midi: Path) -> int:
     """The mood in `<piece>.json`; ValueError says why a piece has none."""
     sidecar = midi.with_suffix(".json")
-    if not sidecar.is_file():
+    data = read_sidecar(midi)
+    if data is None:
         raise ValueError(f"no sidecar {sidecar.name}")
-    try:
-        data = json.loads(sidecar.read_text())
-    except (OSError, ValueError) as exc:  # ValueError covers bad JSON and bad UTF-8
-        raise ValueError(f"{sidecar.name} is not readable JSON ({exc})") from exc
-    if not isinstance(data, dict) or "mood" not in data:
+    if "mood" not in data:
         raise ValueError(f'{sidecar.name} has no "mood"')
     try:
         return mood_index(data["mood"])

@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..errors import MoodgenError
 from ..generation import render
@@ -31,6 +32,13 @@ from .studio import TRAIN_COMMAND, Busy, Job, NoModel, Studio
 STATIC = Path(__file__).parent / "static"
 MAX_BODY_BYTES = 4096  # a piece request is two short fields: anything bigger is a mistake
 MEDIA_TYPES = {"midi": "audio/midi", "wav": "audio/wav", "png": "image/png"}
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """Host headers to answer: loopback names and the configured host, so another site that
+    rebinds its DNS name to 127.0.0.1 cannot read the API; any host when listening on all addresses."""
+    return ["*"] if host in ("0.0.0.0", "::", "") else list(dict.fromkeys([*LOOPBACK_NAMES, host]))
 
 
 class PieceRequest(BaseModel):
@@ -109,6 +117,7 @@ def create_app(studio: Studio) -> FastAPI:
     app = FastAPI(title="moodgen mood picker", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     cfg = studio.cfg
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(cfg.host))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -137,6 +146,9 @@ def create_app(studio: Studio) -> FastAPI:
 
     @app.post("/api/pieces", status_code=202)
     async def start_piece(request: Request) -> JSONResponse:
+        # JSON only: a form or text/plain POST from another site's page would need no CORS preflight
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return error(415, 'send the piece request as JSON (Content-Type: application/json): {"mood": "calm"}')
         try:
             order = PieceRequest.model_validate_json(await read_body(request))
             mood, duration = mood_index(order.mood), checked_duration(cfg, order.duration)

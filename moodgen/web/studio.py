@@ -81,6 +81,9 @@ class Studio:
                     self.problem = None
                 except MoodgenError as exc:
                     self.problem = str(exc)
+                except Exception as exc:  # a broken store: the page says so, the server keeps running
+                    log.exception("loading the model failed")
+                    self.problem = f"the model could not be loaded ({type(exc).__name__}: {exc})".splitlines()[0]
             return self._bundle
 
     def _jobs(self) -> list[Job]:
