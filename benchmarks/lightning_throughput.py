@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from moodgen.cli import CONF_DIR, quiet_third_party
 from moodgen.config import register_configs
-from moodgen.models.module import LanguageModelModule
+from moodgen.models.module import LanguageModelModule, quiet_trainer
 
 VOCAB = 267  # REMI's vocabulary with the default tokenizer config
 
@@ -54,17 +54,11 @@ class _Timer(pl.Callback):
 
 def lightning_loop(module: LanguageModelModule, batches: list) -> float:
     timer = _Timer()
-    trainer = pl.Trainer(
-        accelerator="cpu",
+    trainer = quiet_trainer(
         max_steps=len(batches),
         max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,
-        gradient_clip_val=1.0,
         callbacks=[timer],
     )
     loader = DataLoader(batches, batch_size=None, shuffle=False)  # the same pre-built batches

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..models.module import quiet_trainer
 from ..tokenizers import Corpus
 from .search import splitter
 
@@ -88,16 +89,7 @@ class _EpochAccuracy(pl.Callback):
 
 def _fit(net, n_classes: int, loader: DataLoader, epochs: int, cfg, callbacks=()) -> PhraseClassifier:
     model = PhraseClassifier(net, n_classes, cfg.finetune_lr, cfg.finetune_head_lr)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        gradient_clip_val=1.0,
-        callbacks=list(callbacks),
-    )
+    trainer = quiet_trainer(max_epochs=epochs, callbacks=list(callbacks))
     trainer.fit(model, train_dataloaders=loader)
     return model
 

@@ -74,3 +74,17 @@ class LanguageModelModule(pl.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+
+def quiet_trainer(**options) -> pl.Trainer:
+    """A Trainer for a fit inside a stage (fine-tuning, benchmarks): CPU, clipped, and silent —
+    no logger, checkpoints, progress bar or summary of its own."""
+    defaults = dict(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+    )
+    return pl.Trainer(**(defaults | options))

@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from ..errors import MoodgenError
+from ..models.module import quiet_trainer
 from ..moods import MOODS
 from ..tokenizers import bos_id, eos_id
 from .base import GenerationJob
@@ -218,15 +219,7 @@ class MoodConditioned:
         )
         loader = DataLoader(items, batch_size=cfg.batch_size, sampler=sampler, collate_fn=batches)
         module = ConditionedFinetune(net.train(), cfg.lr, cfg.mood_lr)
-        trainer = pl.Trainer(
-            accelerator="cpu",
-            max_epochs=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            gradient_clip_val=1.0,
-        )
+        trainer = quiet_trainer(max_epochs=1)
         trainer.fit(module, train_dataloaders=loader)
         seconds = time.perf_counter() - start
         loss = float(trainer.callback_metrics.get("steer/conditioned_loss", float("nan")))
