@@ -15,3 +15,16 @@ def vgmidi_root(argument: str | None) -> Path:
     if not (root / "unlabelled" / "train").is_dir():
         raise SystemExit(f"benchmark: no VGMIDI at {root}; pass --data /path/to/vgmidi")
     return root
+
+
+def train_config(model: str):
+    """The training config with `model=<model>`, composed as `python -m moodgen.train` would."""
+    from hydra import compose, initialize_config_dir
+
+    from moodgen.cli import CONF_DIR, quiet_third_party
+    from moodgen.config import register_configs
+
+    register_configs()
+    quiet_third_party()
+    with initialize_config_dir(str(CONF_DIR)):
+        return compose("train", overrides=[f"model={model}"])

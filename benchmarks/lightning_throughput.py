@@ -11,16 +11,18 @@ Goal: Lightning >= 0.95x the bare loop's tokens/s.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from moodgen.cli import CONF_DIR, quiet_third_party
-from moodgen.config import register_configs
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import train_config
+
 from moodgen.models.module import LanguageModelModule, quiet_trainer
 
 VOCAB = 267  # REMI's vocabulary with the default tokenizer config
@@ -72,10 +74,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    register_configs()
-    quiet_third_party()
-    with initialize_config_dir(str(CONF_DIR)):
-        cfg = compose("train", overrides=[f"model={args.model}"])
+    cfg = train_config(args.model)
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     generator = torch.Generator().manual_seed(0)
     shape = (cfg.model.batch_size, cfg.model.seq_len)

@@ -11,13 +11,15 @@ and batch 64 for the carried-state sampler.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
 
-from moodgen.cli import CONF_DIR, quiet_third_party
-from moodgen.config import register_configs
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import train_config
+
 from moodgen.generation.sampler import sample, top_p_filter
 from moodgen.models import LanguageModel
 from moodgen.models.module import ARCHITECTURE_KEYS
@@ -46,10 +48,7 @@ def main() -> None:
     parser.add_argument("--model", default="lstm_small")
     parser.add_argument("--tokens", type=int, default=512)
     args = parser.parse_args()
-    register_configs()
-    quiet_third_party()
-    with initialize_config_dir(str(CONF_DIR)):
-        cfg = compose("train", overrides=[f"model={args.model}"])
+    cfg = train_config(args.model)
     torch.manual_seed(0)
     net = LanguageModel(VOCAB, **{k: cfg.model[k] for k in ARCHITECTURE_KEYS}).eval()
     gen = torch.Generator().manual_seed(0)

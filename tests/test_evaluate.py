@@ -179,6 +179,8 @@ def test_bad_pieces_are_one_clear_error(tmp_path):
     cfg = compose_entry("evaluate", tmp_path, [f"pieces={empty}", f"reference={empty}"])
     with pytest.raises(MoodgenError, match="0 usable MIDI piece"):
         evaluate(cfg)
+    with pytest.raises(MoodgenError, match="grid_points >= 2"):
+        evaluate(compose_entry("evaluate", tmp_path, [f"pieces={empty}", "grid_points=1"]))
     with pytest.raises(MoodgenError, match="neither a folder nor an MLflow run"):
         evaluate(compose_entry("evaluate", tmp_path, ["pieces=no_such_thing"]))
     assert "0 usable MIDI piece" in error_line("moodgen.evaluate", [f"pieces={empty}", f"paths.root_dir={tmp_path}"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +13,12 @@ import torch
 from ..generation.pieces import DurationStop, Judges
 from ..generation.sampler import StateHook, sample
 from ..tokenizers import bos_id, eos_id
+
+
+def settings_key(cfg, names: tuple[str, ...], **extra) -> str:
+    """A short hash of the settings a cached steering result was made with: other settings, new result."""
+    settings = {name: cfg[name] for name in names} | extra
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
 @dataclass

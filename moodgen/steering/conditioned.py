@@ -14,7 +14,6 @@ model run, so they are paid for once.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import time
@@ -33,7 +32,7 @@ from ..errors import MoodgenError
 from ..models.module import quiet_trainer
 from ..moods import MOODS
 from ..tokenizers import bos_id, eos_id
-from .base import GenerationJob
+from .base import GenerationJob, settings_key
 from .rerank import keep_best
 
 log = logging.getLogger("moodgen")
@@ -154,8 +153,7 @@ class MoodConditioned:
         self.cfg = cfg
 
     def settings_key(self) -> str:
-        settings = {k: self.cfg[k] for k in SETTINGS} | {"design": DESIGN}
-        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+        return settings_key(self.cfg, SETTINGS, design=DESIGN)
 
     def conditioned_net(self, job: GenerationJob) -> nn.Module:
         """The mood-token LM: from the model run's checkpoint, else fine-tuned now (and cached)."""

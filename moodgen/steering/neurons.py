@@ -11,7 +11,6 @@ stay floats, elitism copies whole individuals, and the probe's C was chosen on t
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import time
@@ -21,7 +20,7 @@ import torch
 
 from ..errors import MoodgenError
 from ..moods import MOODS
-from .base import GenerationJob
+from .base import GenerationJob, settings_key
 
 log = logging.getLogger("moodgen")
 SETTINGS = (
@@ -73,9 +72,7 @@ class EvolvedNeurons:
 
     def settings_key(self, units: np.ndarray, job: GenerationJob) -> str:
         """Genes fit the GA settings, the units and the sampling they were evolved under."""
-        sampling = {"units": units.tolist(), "temperature": job.temperature, "top_p": job.top_p}
-        text = json.dumps({k: self.cfg[k] for k in SETTINGS} | sampling, sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return settings_key(self.cfg, SETTINGS, units=units.tolist(), temperature=job.temperature, top_p=job.top_p)
 
     def genes(self, job: GenerationJob, mood: int) -> np.ndarray:
         """The evolved values for this mood: from the model run's cache, else evolved now (and cached)."""
