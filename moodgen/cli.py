@@ -120,17 +120,20 @@ def check_overrides(config_name: str, argv: list[str]) -> list[str]:
 
 
 TEST_METRIC_PREFIXES = ("test_", "precision_", "recall_", "majority_acc", "best_constant_acc")
+# eval/: measured against the test phrases; steer/, bench/: generated pieces scored by a mood judge,
+# which a sweep would learn to please rather than make the mood audible
+HELD_OUT_PREFIXES = ("eval/", "steer/", "bench/")
 
 
 def measured_on_test(metric: str) -> bool:
-    """Computed with the labelled test phrases: classifier test scores, and evaluation vs vgmidi_test."""
-    return metric.startswith("eval/") or metric.rsplit("/", 1)[-1].startswith(TEST_METRIC_PREFIXES)
+    """Not to be tuned on: test-split scores, evaluation vs vgmidi_test, and judged steering accuracy."""
+    return metric.startswith(HELD_OUT_PREFIXES) or metric.rsplit("/", 1)[-1].startswith(TEST_METRIC_PREFIXES)
 
 
 def test_metric_message(metric: str) -> str:
     return (
-        f"optimized_metric={metric} is measured on the test split, and nothing is tuned on it; "
-        "use lm/val_loss or a CV metric such as clf/mood4/final_cell/cv_acc"
+        f"optimized_metric={metric} is a held-out measure (test split, or the mood judge of generated pieces), "
+        "and nothing is tuned on it; use lm/val_loss or a CV metric such as clf/mood4/final_cell/cv_acc"
     )
 
 

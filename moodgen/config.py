@@ -19,7 +19,10 @@ class DataConfig:
     name: str = MISSING  # a source in moodgen.data.SOURCES: vgmidi | folder
     root: str | None = None  # else $MOODGEN_DATA_DIR, else the user cache (downloaded)
     download: bool = True  # fetch VGMIDI into the user cache when no root is found
-    exclude_labelled_test: bool = True  # drop LM-train pieces the labelled test phrases come from
+    exclude_labelled_test: bool = True  # drop LM train/val pieces the labelled test phrases come from
+    # ... by title/hash, and by content: a piece holding >= this share of a test phrase's 12-note runs
+    # (VGMIDI: unrelated pieces reach 1.1 %, a re-arrangement 8 %, a medley 46 %, same-title pieces 76-100 %)
+    overlap_threshold: float = 0.05
     val_fraction: float = 0.1  # folder source: share of pieces held out for validation
     max_files: int | None = None  # cap per split, for quick runs and tests
     num_workers: int = 0
@@ -104,11 +107,13 @@ class PathsConfig:
 @dataclass
 class ClassifierConfig:
     name: str = MISSING  # logreg | finetune | none
-    features: str = "final_cell"  # final_cell | final_hidden | mean_hidden | all_layers
+    # final_cell | final_hidden | mean_hidden | all_layers (LM states) | handcrafted (no LM)
+    # | fused (final_cell + handcrafted) | fused_<LM kind>, e.g. fused_mean_hidden
+    features: str = "final_cell"
     compare: list[str] = field(default_factory=list)  # more feature sets, e.g. [mean_hidden, handcrafted]
     targets: list[str] = field(default_factory=lambda: ["mood4", "valence", "arousal"])
-    cv: str = "kfold10"  # kfold10 (StratifiedKFold 10) | shuffle10 (the report's shuffle split)
-    n_trials: int = 30  # Optuna trials per target and feature set
+    cv: str = "kfold10"  # kfold10 (StratifiedKFold 10) | shuffle10 (the report's) | group10 (by piece)
+    n_trials: int = 30  # Optuna trials per target and feature set (>= 1)
     log2_c_min: float = -10.0
     log2_c_max: float = 6.0
     penalties: list[str] = field(default_factory=lambda: ["l1", "l2"])
@@ -117,6 +122,18 @@ class ClassifierConfig:
     penalty: str | None = None
     max_iter: int = 2000
     n_jobs: int = 2  # CV folds fitted in parallel
+    # mood4 only: joint (one 4-class model) | va (a valence and an arousal head, P(mood) = P(v)·P(a))
+    heads: str = "joint"
+    # copies of the training phrases, never of validation or test rows: transpose | cut
+    augment: list[str] = field(default_factory=list)
+    transpose: list[int] = field(default_factory=lambda: [-2, -1, 1, 2])  # semitones, each in -6..6, not 0
+    cut_parts: int = 2  # augment=[cut]: each phrase's time split into this many equal parts (2..4)
+    # repeated nested CV grouped by piece: `train` on the training phrases, `all` on every labelled
+    # phrase (test ones too: a measure, never a selector); [] = off
+    nested: list[str] = field(default_factory=lambda: ["train", "all"])
+    nested_folds: int = 5  # outer StratifiedGroupKFold folds (2..10)
+    nested_repeats: int = 3  # outer reshuffles (1..20)
+    nested_trials: int = 8  # Optuna trials of each inner search (>= 1)
     steering_neurons: bool = True  # also fit the L1 probe whose neurons steering evolves
     # classifier=finetune: the LM + a linear head, fine-tuned; epochs chosen by the same CV on train
     finetune_epochs: int = 5
@@ -225,6 +242,23 @@ class GenerateConfig(ComposeConfig):
 
 
 @dataclass
+class BenchmarkConfig(ComposeConfig):
+    """`python -m moodgen.benchmark steering=rerank`: steering accuracy by a cross-fitted judge, paired by seed."""
+
+    task_name: str = "benchmark"
+    compare: list[str] = field(default_factory=lambda: ["none"])  # more methods on the same streams
+    seeds: int = 4  # sampling seeds first_seed .. first_seed + seeds - 1
+    first_seed: int = 0
+    n: int = 8  # pieces per (fold, seed, mood)
+    duration: float = 30.0
+    folds: int = 2  # folds of the labelled training phrases, by piece
+    split_seed: int = 0  # of the folds
+    seed: int = 0  # of the fold probes' and judges' searches
+    grid_points: int = 200  # of the distribution-confusion densities
+    classifier: ClassifierConfig = MISSING  # how the fold probes and judges are searched
+
+
+@dataclass
 class EvaluateConfig:
     """`python -m moodgen.evaluate pieces=<folder|run id> reference=vgmidi_test`: objective evaluation."""
 
@@ -274,6 +308,7 @@ def register_configs() -> None:
     cs.store(name="classify_schema", node=ClassifyConfig, replace=True)
     cs.store(name="generate_schema", node=GenerateConfig, replace=True)
     cs.store(name="evaluate_schema", node=EvaluateConfig, replace=True)
+    cs.store(name="benchmark_schema", node=BenchmarkConfig, replace=True)
     cs.store(name="serve_schema", node=ServeConfig, replace=True)
     for group, node in GROUP_SCHEMAS.items():
         cs.store(group=group, name="schema", node=node, replace=True)

@@ -104,7 +104,13 @@ def data_stage(ctx: Context) -> Context:
     log.info("data: %s", ", ".join(f"{k}={v}" for k, v in summary.items()))
     ctx.tracker.set_tags({f"data.{k}": v for k, v in summary.items()})
     ctx.tracker.log_json(
-        {**summary, "train": ctx.train_corpus.names, "val": ctx.val_corpus.names, "skipped": skipped},
+        {
+            **summary,
+            "train": ctx.train_corpus.names,
+            "val": ctx.val_corpus.names,
+            "skipped": skipped,
+            "excluded": files.excluded,  # test-derived pieces left out, with the rule and the share
+        },
         "data/summary.json",
     )
     tokenizer_dir = ctx.output_dir / "tokenizer"

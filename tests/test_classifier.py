@@ -11,16 +11,22 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
+from moodgen.classifier import nested as nested_module
 from moodgen.classifier import search as search_module
+from moodgen.classifier.augment import ExtraRows, augmented_corpus
+from moodgen.classifier.features import HANDCRAFTED, MUSICAL, phrase_features
+from moodgen.classifier.handcrafted import NAMES, TONAL_NAMES, describe_tonal
+from moodgen.classifier.heads import ValenceArousalClassifier
 from moodgen.classifier.neurons import sentiment_neurons
-from moodgen.classifier.stage import fit_and_report
+from moodgen.classifier.stage import check_options, fit_and_report
 from moodgen.classify import classify
 from moodgen.cli import CONF_DIR
 from moodgen.config import ClassifierConfig
+from moodgen.data.vgmidi import load_phrases
 from moodgen.errors import MoodgenError
 from moodgen.train import train
 
-from .conftest import TINY_MODEL, TINY_TRAINER, compose_train
+from .conftest import TINY_MODEL, TINY_TRAINER, compose_train, make_midi, scale_piece
 
 
 def clf_cfg(**kw):
@@ -95,7 +101,196 @@ def test_neuron_report_matches_the_coefficients():
     assert 0 < report["count"] < 10  # L1 at this C keeps few of the 10 inputs
 
 
-TINY_CLASSIFIER = ["classifier.n_trials=2", "classifier.targets=[mood4,valence]", "classifier.compare=[handcrafted]"]
+def test_va_heads_multiply_into_four_moods():
+    x, y = blobs(160)
+    template = search_module.make_model(1.0, "l2", None, 2000)
+    model = ValenceArousalClassifier(template, template).fit(x, y)
+    proba = model.predict_proba(x[:20])
+    valence, arousal = model.valence_.predict_proba(x[:20]), model.arousal_.predict_proba(x[:20])
+    for v in (0, 1):
+        for a in (0, 1):  # mood = valence + 2 * arousal
+            assert proba[:, v + 2 * a] == pytest.approx(valence[:, v] * arousal[:, a])
+    assert proba.sum(1) == pytest.approx(np.ones(20))
+    assert list(model.classes_) == [0, 1, 2, 3]
+    assert (model.predict(x[:20]) == proba.argmax(1)).all()
+    assert np.mean(model.predict(x) == y) > 0.7  # the blobs are separable: the heads learned the axes
+    assert list(model.valence_[-1].classes_) == [0, 1] and list(model.arousal_[-1].classes_) == [0, 1]
+
+
+def test_va_search_tunes_each_head_and_keeps_class_weights():
+    x, y = blobs(120)
+    extra = ExtraRows(x[:40] + 0.01, np.arange(40))
+    cfg = clf_cfg(n_trials=2, class_weight="balanced")
+    result = search_module.search(x, y, cfg, 0, np.arange(120), extra, heads="va")
+    assert isinstance(result.model, ValenceArousalClassifier)
+    assert set(result.chosen) == {"log2_C_valence", "log2_C_arousal"}
+    assert {t["head"] for t in result.trials} == {"valence", "arousal"}
+    assert result.model.valence_[-1].class_weight == "balanced" == result.model.arousal_[-1].class_weight
+    assert result.model.predict_proba(x[:3]).shape == (3, 4)
+
+
+def test_copies_join_training_parts_only():
+    x, y = blobs(40)
+    extra = ExtraRows(np.repeat(x, 2, axis=0), np.repeat(np.arange(40), 2))  # two copies of every row
+    folds = search_module.cv_folds("kfold10", y, None)
+    x_all, y_all, extended = extra.extend(x, y, folds)
+    assert len(x_all) == 120 and (y_all[40:] == np.repeat(y, 2)).all()
+    for (fit_rows, val), (fit_all, val_all) in zip(folds, extended, strict=True):
+        assert (val_all == val).all()  # validation: the original rows, no copy
+        assert len(fit_all) == 3 * len(fit_rows)  # each training row and its two copies
+        copies = fit_all[fit_all >= 40] - 40
+        assert set(extra.source[copies]) == set(fit_rows)
+    subset = extra.of(np.array([4, 7]))
+    assert subset.source.tolist() == [0, 0, 1, 1] and (subset.x == extra.x[[8, 9, 14, 15]]).all()
+
+
+def test_nested_cv_never_fits_on_held_out_rows_or_their_copies(monkeypatch):
+    x, y = blobs(90)
+    x[:, -1] = np.arange(90)  # each row's id, copies keep their source's id
+    groups = np.arange(90) // 3
+    extra = ExtraRows(x.copy(), np.arange(90))
+    seen = []
+    original = nested_module.search
+
+    def spy(x_train, y_train, cfg, seed, groups_train, copies, heads):
+        seen.append((set(x_train[:, -1]), set(copies.x[:, -1])))
+        return original(x_train, y_train, cfg, seed, groups_train, copies, heads)
+
+    monkeypatch.setattr(nested_module, "search", spy)
+    cfg = clf_cfg(nested_folds=3, nested_repeats=2, nested_trials=1, penalties=["l2"])
+    scores = nested_module.nested_accuracies(x, y, groups, cfg, 0, extra)
+    folds = nested_module.outer_folds(y, groups, 3, 2, 0)
+    assert len(scores) == 6 and ((scores >= 0) & (scores <= 1)).all()
+    for (train_ids, copy_ids), (_, held_out) in zip(seen, folds, strict=True):
+        assert copy_ids == train_ids  # the training part's copies, all of them, nothing else
+        assert not (train_ids | copy_ids) & set(held_out.tolist())
+
+
+def test_outer_folds_keep_pieces_whole_and_reshuffle():
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(40), rng.integers(1, 4, size=40))  # pieces of 1-3 phrases
+    y = rng.integers(0, 4, size=len(groups))
+    folds = nested_module.outer_folds(y, groups, 5, 3, seed=0)
+    assert len(folds) == 15
+    for fit_rows, held_out in folds:
+        assert not set(groups[fit_rows]) & set(groups[held_out])
+    for repeat in range(3):  # each repeat holds every phrase out exactly once
+        held = np.concatenate([h for _, h in folds[5 * repeat : 5 * repeat + 5]])
+        assert sorted(held.tolist()) == list(range(len(groups)))
+    assert any(not np.array_equal(folds[i][1], folds[5 + i][1]) for i in range(5))
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    """A REMI tokenizer, an untrained tiny LM and three phrases built in code."""
+    from moodgen.models import LanguageModel
+    from moodgen.tokenizers import build_tokenizer, encode_corpus
+
+    folder = tmp_path_factory.mktemp("phrases")
+    tokenizer = build_tokenizer(compose_train(folder, []).tokenizer)
+    paths = [make_midi(folder / f"p{i}.mid", scale_piece(i, 24), tracks=2) for i in range(3)]
+    net = LanguageModel(len(tokenizer), embedding_dim=8, hidden_size=16, num_layers=1)
+    return tokenizer, net, paths, encode_corpus(tokenizer, paths)
+
+
+def test_fused_features_are_both_blocks_side_by_side(tiny_lm, tmp_path):
+    tokenizer, net, _, corpus = tiny_lm
+    fused = phrase_features("fused", net, tokenizer, corpus, tmp_path)
+    cell = phrase_features("final_cell", net, tokenizer, corpus)
+    music = phrase_features(MUSICAL, None, tokenizer, corpus)
+    assert music.shape == (3, len(NAMES) + len(TONAL_NAMES))
+    assert music[:, : len(NAMES)] == pytest.approx(phrase_features(HANDCRAFTED, None, tokenizer, corpus))
+    assert fused.shape == (3, 16 + music.shape[1])
+    assert fused == pytest.approx(np.concatenate([cell, music], axis=1), abs=1e-6)
+    mean = phrase_features("fused_mean_hidden", net, tokenizer, corpus)
+    assert mean[:, 16:] == pytest.approx(music) and mean[:, :16] == pytest.approx(
+        phrase_features("mean_hidden", net, tokenizer, corpus), abs=1e-6
+    )
+    with pytest.raises(MoodgenError, match="needs the language model"):
+        phrase_features("fused", None, tokenizer, corpus)
+
+
+def test_tonal_descriptors_see_the_mode_not_the_key():
+    import symusic
+
+    def arpeggios(root: int, third: int) -> symusic.Score:
+        score = symusic.Score(480)
+        track = symusic.Track(name="piano", program=0)
+        for bar in range(4):  # a chord on the beat, then the triad climbing
+            for pitch in (root, root + third, root + 7):
+                track.notes.append(symusic.Note(time=bar * 1920, duration=480, pitch=pitch, velocity=80))
+            for k, pitch in enumerate((root, root + third, root + 7, root + 12)):
+                start = bar * 1920 + 480 + 360 * k
+                track.notes.append(symusic.Note(time=start, duration=240, pitch=pitch, velocity=70))
+        score.tracks.append(track)
+        return score
+
+    major, minor = describe_tonal(arpeggios(60, 4)), describe_tonal(arpeggios(60, 3))
+    assert len(major) == len(TONAL_NAMES)
+    assert major[0] > 0 > minor[0]  # mode_contrast: major profile fits better, then the minor one
+    assert describe_tonal(arpeggios(65, 4)) == pytest.approx(major, abs=1e-6)  # F major: same degrees, same rest
+    chord = slice(13, 20)
+    assert major[chord][3] > 0 and major[chord][4] > 0 and major[chord][5] > 0  # C-E-G: m3 (E-G), M3, 4th (C-G)
+
+
+def test_handcrafted_features_of_a_silent_piece_are_zeros(tiny_lm):
+    from moodgen.tokenizers import Corpus, bos_id, eos_id
+
+    tokenizer, _, _, corpus = tiny_lm
+    framed = np.concatenate([corpus.piece(0), [bos_id(tokenizer), eos_id(tokenizer)]]).astype(np.int32)
+    two = Corpus(framed, np.array([0, len(corpus.piece(0)), len(framed)]), ["a", "silent"])
+    rows = phrase_features(HANDCRAFTED, None, tokenizer, two)
+    assert rows[0] == pytest.approx(phrase_features(HANDCRAFTED, None, tokenizer, corpus)[0])
+    assert (rows[1] == 0).all()
+
+
+def test_augmented_copies_are_transposed_and_cut(tiny_lm):
+    tokenizer, _, paths, corpus = tiny_lm
+    copies, source = augmented_corpus(tokenizer, paths, ["transpose", "cut"], [-2, 3], 2)
+    assert source.tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]  # 2 transpositions + 2 halves each
+
+    def pitches(c, i):
+        return sorted(n.pitch for t in tokenizer.decode([c.piece(i)[1:-1].tolist()]).tracks for n in t.notes)
+
+    original = pitches(corpus, 0)
+    assert pitches(copies, 0) == [p - 2 for p in original] and pitches(copies, 1) == [p + 3 for p in original]
+    halves = pitches(copies, 2) + pitches(copies, 3)
+    assert sorted(halves) == original and 0 < len(pitches(copies, 2)) < len(original)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"features": "fused_tempo"}, "unknown classifier feature 'fused_tempo'"),
+        ({"heads": "both"}, "unknown classifier.heads=both"),
+        ({"augment": ["mirror"]}, "unknown classifier option 'mirror'"),
+        ({"transpose": [0, 2]}, "nonzero semitones in -6..6"),
+        ({"cut_parts": 9}, r"cut_parts=9 is out of range: use 2\.\.4"),
+        ({"nested": ["test"]}, "unknown classifier option 'test'"),
+        ({"nested_folds": 1}, "nested_folds=1 is out of range"),
+        ({"class_weight": "inverse"}, "unknown classifier.class_weight=inverse"),
+        ({"cv": "loo"}, "unknown classifier.cv=loo"),
+    ],
+)
+def test_bad_options_are_one_clear_error(option, message):
+    with pytest.raises(MoodgenError, match=message) as raised:
+        check_options(clf_cfg(**option))
+    assert "\n" not in str(raised.value)
+
+
+TINY_CLASSIFIER = [
+    "classifier.n_trials=2",
+    "classifier.targets=[mood4,valence]",
+    "classifier.features=final_cell",
+    "classifier.compare=[handcrafted,fused]",
+    "classifier.penalties=[l2]",
+    "classifier.heads=va",
+    "classifier.augment=[cut]",
+    "classifier.nested=[train,all]",
+    "classifier.nested_folds=2",
+    "classifier.nested_repeats=1",
+    "classifier.nested_trials=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -111,19 +306,24 @@ def trained_run(tmp_path_factory, vgmidi_root):
     return tmp_path, client, run
 
 
-def test_stage_logs_metrics_model_and_neurons(trained_run):
+def test_stage_logs_metrics_model_and_neurons(trained_run, vgmidi_root):
     _, client, run = trained_run
     metrics = run.data.metrics
+    chosen = {"mood4": ["log2_C_valence", "log2_C_arousal"], "valence": ["log2_C"]}  # mood4: VA heads
+    scores = ["test_acc", "test_balanced_acc", "test_macro_f1", "majority_acc", "cv_acc", "nested_acc"]
     for target in ("mood4", "valence"):
-        for kind in ("final_cell", "handcrafted"):
-            for name in ("test_acc", "test_balanced_acc", "test_macro_f1", "majority_acc", "cv_acc", "log2_C"):
-                assert f"clf/{target}/{kind}/{name}" in metrics
+        for kind in ("final_cell", "handcrafted", "fused"):
+            for name in [*scores, "nested_acc_std", "train_nested_acc", "train_nested_acc_std", *chosen[target]]:
+                assert f"clf/{target}/{kind}/{name}" in metrics, name
+            assert 0 <= metrics[f"clf/{target}/{kind}/train_nested_acc"] <= 1
     assert metrics["clf/mood4/final_cell/best_constant_acc"] == pytest.approx(0.45)  # always "calm"
     assert metrics["clf/mood4/final_cell/majority_acc"] == pytest.approx(9 / 40)  # train's majority: happy
-    assert metrics["clf/train_phrases"] == 161 and metrics["clf/test_phrases"] == 40
+    assert metrics["clf/train_phrases"] == len(load_phrases(vgmidi_root, "train")) and metrics["clf/test_phrases"] == 40
+    assert metrics["clf/augmented_rows"] > 300  # about two halves of each of the ~200 phrases
     run_id = run.info.run_id
     model = mlflow.sklearn.load_model(f"runs:/{run_id}/classifier/mood4/final_cell/model")
-    assert model.predict(np.zeros((1, 32))).shape == (1,)  # hidden_size 32 in TINY_MODEL
+    proba = model.predict_proba(np.zeros((1, 32)))  # hidden_size 32 in TINY_MODEL
+    assert isinstance(model, ValenceArousalClassifier) and proba.shape == (1, 4) and proba.sum() == pytest.approx(1)
     files = {a.path for a in client.list_artifacts(run_id, "classifier/mood4/final_cell")}
     assert {
         "classifier/mood4/final_cell/confusion.png",
@@ -156,7 +356,7 @@ def test_classify_reproduces_the_run(trained_run):
     )
     assert len(runs) == 1 and runs[0].data.tags["moodgen.lm_run"] == run.info.run_id
     for key, value in run.data.metrics.items():
-        if key.startswith("clf/"):
+        if key.startswith("clf/") and not key.endswith("seconds"):
             assert runs[0].data.metrics[key] == pytest.approx(value), key
 
 

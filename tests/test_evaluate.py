@@ -116,14 +116,16 @@ def test_piece_description_by_hand():
 
 
 def test_mood_accuracy_and_confusion(tmp_path):
-    moods = ["depressed", "calm", "calm", "happy"]
+    moods = ["depressed", "calm", "calm", "happy", "depressed"]
     pieces = PieceSet("g", [Piece(f"p{i}", Path(f"p{i}.mid"), score_of([]), {"mood": m}) for i, m in enumerate(moods)])
-    predicted = np.eye(4)[[0, 1, 3, 3]]  # right, right, calm heard as happy, right
+    predicted = np.eye(4)[[0, 1, 3, 3, 0]]  # right, right, calm heard as happy, right, ...
+    predicted[4] = np.nan  # ... and a silent piece: no mood, a miss (not an argmax of ties, "depressed")
     metrics = mood_accuracy(pieces, predicted, "judge", tmp_path)
-    assert metrics["eval/mood/judge/accuracy"] == 0.75
+    assert metrics["eval/mood/judge/accuracy"] == 0.6
     assert metrics["eval/mood/judge/calm/accuracy"] == 0.5
+    assert metrics["eval/mood/judge/depressed/accuracy"] == 0.5
     rows = (tmp_path / "judge" / "confusion.csv").read_text().splitlines()
-    assert rows[2] == "calm,0,1,0,1"
+    assert rows[0].endswith(",silent") and rows[1] == "depressed,1,0,0,0,1" and rows[2] == "calm,0,1,0,1,0"
 
 
 def generated_folder(root: Path, count: int = 4) -> Path:

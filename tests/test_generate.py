@@ -15,6 +15,7 @@ from moodgen.errors import MoodgenError
 from moodgen.generate import generate
 from moodgen.generation.bundle import from_run
 from moodgen.generation.render import note_count
+from moodgen.moods import MOODS
 from moodgen.steering import STEERING
 from moodgen.steering.base import GenerationJob
 from moodgen.steering.conditioned import MoodConditioned, MoodConditionedLM, SequenceBatches, chunk_starts, chunks
@@ -255,3 +256,63 @@ def test_champion_alias_wins_over_latest(model_store):
     assert resolve_model_run(cfg, "latest")[1].info.run_id == trained
     assert resolve_model_run(cfg, "champion")[1].info.run_id == trained
     client.delete_run(newer.info.run_id)
+
+
+def test_no_two_moods_share_a_piece(model_store, tmp_path):
+    """steering=none once drew every mood from one seed: the same pieces for all four moods."""
+    from moodgen.generation.run import generate_pieces
+
+    cfg = compose_generate(model_store, ["mood=calm", "n=2", "duration=3", "steering=none"])
+    bundle = from_run(cfg, "latest")
+    pieces = generate_pieces(bundle, cfg.steering, cfg, [0, 1, 2, 3], 2, 0, tmp_path, wav=False)
+    by_mood = {}
+    for piece in pieces:
+        by_mood.setdefault(piece["mood"], []).append(Path(piece["files"]["midi"]).read_bytes())
+    assert len({tuple(files) for files in by_mood.values()}) == 4  # each mood its own draws
+
+
+def test_scorers_see_the_music_the_file_holds(model_store):
+    """The probe once scored up to 63 tokens sampled past the duration cut."""
+    from moodgen.generation.pieces import decoded_seconds
+
+    bundle = from_run(compose_generate(model_store, ["mood=calm"]), "latest")
+    pieces = job_of(bundle).sample(4, seconds=2.0)
+    assert all(decoded_seconds(bundle.tokenizer, ids) <= 2.0 + 1e-6 for ids in pieces)
+    assert any(decoded_seconds(bundle.tokenizer, ids) > 1.0 for ids in pieces)  # cut, not emptied
+
+
+def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from moodgen.benchmark import benchmark
+
+    out = tmp_path / "bench"
+    cfg = compose_entry(
+        "benchmark",
+        model_store,
+        [
+            "steering=rerank",
+            "steering.candidates=2",
+            "compare=[none]",
+            "seeds=2",
+            "n=2",
+            "duration=3",
+            "classifier.n_trials=2",
+            f"out_dir={out}",
+        ],
+        output="bench",
+    )
+    accuracy = benchmark(cfg)
+    units = (out / "units.csv").read_text().splitlines()
+    assert len(units) == 1 + 2 * 2 * 2 * 4 * 2  # header + methods x folds x seeds x moods x pieces
+    summary = (out / "summary.md").read_text()
+    assert "real phrases (the judge, out of fold)" in summary and "| rerank | none |" in summary
+    client = MlflowClient(tracking_uri=f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("moodgen").experiment_id
+    (run,) = client.search_runs([experiment], filter_string="tags.`moodgen.entry_point` = 'benchmark'")
+    metrics = run.data.metrics
+    assert metrics["bench/rerank/accuracy"] == accuracy
+    assert metrics["bench/rerank/accuracy_low"] <= accuracy <= metrics["bench/rerank/accuracy_high"]
+    assert {"bench/diff/rerank_vs_none/accuracy", "bench/judge/accuracy", "bench/none/copied"} <= metrics.keys()
+    none_pieces = [sorted((out / "pieces" / "none" / "fold0" / "seed0").glob(f"{m}_*.mid")) for m in MOODS]
+    assert len({tuple(p.read_bytes() for p in files) for files in none_pieces}) == 4  # no mood shares a stream

@@ -1,10 +1,16 @@
-"""Language-model features of labelled phrases: the states a sentiment probe reads.
+"""Features of phrases and generated pieces: the LM states a sentiment probe reads, musical descriptors, both.
 
-Options (``classifier.features``):
+Options (``classifier.features``, ``classifier.compare``):
 - ``final_cell``: the top layer's cell state after the last token (Radford et al.; Ferreira & Whitehead)
 - ``final_hidden``: the top layer's hidden state after the last token
 - ``mean_hidden``: the top layer's hidden state averaged over the phrase
 - ``all_layers``: every layer's final cell and hidden state, concatenated
+- ``handcrafted``: musical descriptors of the decoded tokens, no LM (``handcrafted.describe``: the judge's)
+- ``musical``: ``handcrafted`` plus tonal descriptors (``handcrafted.describe_tonal``: scale degrees,
+  major-minor contrast, intervals sounding together, steps), no LM
+- ``fused``: ``final_cell`` and ``musical`` side by side; ``fused_<LM kind>`` (e.g. ``fused_mean_hidden``)
+  pairs another LM part with them. The probe's scaler standardises every column, so each block
+  arrives standardised.
 """
 
 from __future__ import annotations
@@ -15,9 +21,80 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import MoodgenError
 from ..tokenizers import Corpus
+from .handcrafted import NAMES, TONAL_NAMES, describe, describe_tonal
 
-FEATURES = ("final_cell", "final_hidden", "mean_hidden", "all_layers")
+FEATURES = ("final_cell", "final_hidden", "mean_hidden", "all_layers")  # LM state kinds
+HANDCRAFTED = "handcrafted"  # the hand-crafted judge's descriptors
+MUSICAL = "musical"  # HANDCRAFTED + tonal descriptors
+DESCRIPTORS = {HANDCRAFTED: (NAMES, (describe,)), MUSICAL: ((*NAMES, *TONAL_NAMES), (describe, describe_tonal))}
+FUSED = "fused"  # FUSED alone pairs FUSED_LM with MUSICAL; fused_<kind> pairs <kind>
+FUSED_LM = "final_cell"
+KINDS = (*FEATURES, *DESCRIPTORS, FUSED, *(f"{FUSED}_{kind}" for kind in FEATURES))
+
+
+def feature_blocks(kind: str) -> tuple[str, ...]:
+    """The blocks a feature kind concatenates, in order: ('final_cell', 'musical') for 'fused'."""
+    if kind in (*FEATURES, *DESCRIPTORS):
+        return (kind,)
+    if kind == FUSED:
+        return (FUSED_LM, MUSICAL)
+    if kind.startswith(f"{FUSED}_") and kind.removeprefix(f"{FUSED}_") in FEATURES:
+        return (kind.removeprefix(f"{FUSED}_"), MUSICAL)
+    raise MoodgenError(f"unknown classifier feature {kind!r}: use {', '.join(KINDS)}")
+
+
+def uses_lm(kind: str) -> bool:
+    return any(block in FEATURES for block in feature_blocks(kind))
+
+
+def phrase_features(
+    kind: str, net: torch.nn.Module | None, tokenizer, corpus: Corpus, cache_dir: Path | None = None
+) -> np.ndarray:
+    """[n_pieces, dim] features of every piece of a corpus of framed token ids ([BOS, ..., EOS]).
+
+    One function for the labelled phrases and for generated pieces, so a probe sees both the same
+    way. `net` may be None for `handcrafted`; `cache_dir` caches LM states per weights and tokens.
+    """
+    blocks = feature_blocks(kind)
+    if net is None and uses_lm(kind):
+        raise MoodgenError(f"classifier feature {kind!r} reads LM states: it needs the language model")
+    checkpoint = weights_id(net) if cache_dir is not None and uses_lm(kind) else ""
+    parts = [
+        descriptor_features(block, tokenizer, corpus)
+        if block in DESCRIPTORS
+        else cached_lm_features(net, corpus, block, checkpoint, cache_dir)
+        for block in blocks
+    ]
+    return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def descriptor_features(block: str, tokenizer, corpus: Corpus) -> np.ndarray:
+    """`handcrafted` or `musical` descriptors of each piece as the tokenizer decodes it (the view a
+    generated piece gets).
+
+    A piece without notes (a silent generated piece) gets a row of zeros: its callers treat silence
+    as no mood, and a row of numbers keeps the batch's other rows scorable.
+    """
+    names, functions = DESCRIPTORS[block]
+    rows = []
+    for i in range(len(corpus.offsets) - 1):
+        score = tokenizer.decode([corpus.piece(i)[1:-1].tolist()])
+        if not any(len(track.notes) for track in score.tracks):
+            rows.append(np.zeros(len(names), dtype=np.float32))
+        else:
+            rows.append(np.concatenate([describe_part(score) for describe_part in functions]))
+    return np.stack(rows).astype(np.float32) if rows else np.zeros((0, len(names)), dtype=np.float32)
+
+
+def weights_id(net: torch.nn.Module) -> str:
+    """A hash of the weights: features are cached per checkpoint."""
+    digest = hashlib.sha256()
+    for name, tensor in net.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 @torch.no_grad()

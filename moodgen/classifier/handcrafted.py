@@ -3,6 +3,12 @@
 The classifier stage computes them on the phrase as the tokenizer decodes it (the view a
 generated piece gets), so this classifier can judge generated music without a domain shift;
 the absolute length is left out because generated pieces are cut to a requested length.
+
+`describe` is the hand-crafted judge's vector (NAMES) and stays as it is: judges stored with
+earlier runs read it. `describe_tonal` adds what it lacks for valence (TONAL_NAMES): how clearly
+major rather than minor, the pitch-class histogram relative to the estimated tonic (scale
+degrees, so the same melody in another key looks the same), the intervals sounding together,
+and the size and direction of the steps between successive notes.
 """
 
 from __future__ import annotations
@@ -22,15 +28,65 @@ NAMES = (
 )
 
 
+TONAL_NAMES = (
+    ["mode_contrast"]
+    + [f"degree_{i}" for i in range(12)]
+    + [f"chord_interval_{i}" for i in range(7)]
+    + ["step_mean", "step_up_share"]
+)
+
+
+def key_correlations(pitch_class_hist: np.ndarray) -> dict[str, tuple[float, int]]:
+    """Krumhansl-Schmuckler per mode: {'major'|'minor': (best correlation, its tonic)}; -2 when undefined."""
+    best = {}
+    for name, profile in (("major", MAJOR), ("minor", MINOR)):
+        r = np.array([np.corrcoef(pitch_class_hist, np.roll(profile, tonic))[0, 1] for tonic in range(12)])
+        r = np.where(np.isfinite(r), r, -2.0)  # a flat histogram correlates with nothing
+        best[name] = (float(r.max()), int(r.argmax()))
+    return best
+
+
 def key_estimate(pitch_class_hist: np.ndarray) -> tuple[float, float]:
     """(1 if major else 0, correlation of the best key profile): Krumhansl-Schmuckler."""
-    best = (-2.0, 1.0)
-    for profile, major in ((MAJOR, 1.0), (MINOR, 0.0)):
-        for tonic in range(12):
-            r = np.corrcoef(pitch_class_hist, np.roll(profile, tonic))[0, 1]
-            if np.isfinite(r) and r > best[0]:
-                best = (r, major)
-    return best[1], best[0]
+    keys = key_correlations(pitch_class_hist)
+    mode = "major" if keys["major"][0] >= keys["minor"][0] else "minor"  # a tie counts as major
+    return float(mode == "major"), keys[mode][0]
+
+
+def _notes(score: symusic.Score) -> tuple[np.ndarray, np.ndarray]:
+    """(pitch, onset) of every note, ordered by onset then pitch."""
+    notes = sorted((n.time, n.pitch) for t in score.tracks for n in t.notes)
+    onset, pitch = (np.array(column, dtype=float) for column in zip(*notes, strict=True))
+    return pitch, onset
+
+
+def chord_intervals(pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
+    """Share of each interval class 0..6 among note pairs that start together (0 where none do)."""
+    counts = np.zeros(7)
+    for time in np.unique(onset):
+        chord = pitch[onset == time].astype(int)
+        steps = (chord[None, :] - chord[:, None])[np.triu_indices(len(chord), 1)] % 12
+        counts += np.bincount(np.minimum(steps, 12 - steps), minlength=7)
+    return counts / max(counts.sum(), 1.0)
+
+
+def describe_tonal(score: symusic.Score) -> np.ndarray:
+    """One vector of len(TONAL_NAMES) for a score with notes."""
+    pitch, onset = _notes(score)
+    pc_hist = np.bincount(pitch.astype(int) % 12, minlength=12) / len(pitch)
+    keys = key_correlations(pc_hist)
+    tonic = keys["major" if keys["major"][0] >= keys["minor"][0] else "minor"][1]
+    steps = np.diff(pitch)  # successive notes in onset order, across voices
+    return np.array(
+        [
+            keys["major"][0] - keys["minor"][0],
+            *np.roll(pc_hist, -tonic),
+            *chord_intervals(pitch, onset),
+            np.abs(steps).mean() if len(steps) else 0.0,
+            (steps > 0).mean() if len(steps) else 0.0,
+        ],
+        dtype=np.float32,
+    )
 
 
 def describe(score: symusic.Score) -> np.ndarray:

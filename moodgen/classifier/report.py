@@ -42,19 +42,23 @@ def evaluate(predicted: np.ndarray, y_test: np.ndarray, y_train: np.ndarray, cla
     }
 
 
-def write_confusion(confusion: np.ndarray, classes: list[str], folder: Path, title: str) -> None:
+def write_confusion(
+    confusion: np.ndarray, classes: list[str], folder: Path, title: str, rows: list[str] | None = None
+) -> None:
+    """confusion.csv and .png; `rows` names the true classes when they differ from the predicted ones."""
+    rows = rows or classes
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / "confusion.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["true \\ predicted", *classes])
-        for name, row in zip(classes, confusion, strict=True):
+        for name, row in zip(rows, confusion, strict=True):
             writer.writerow([name, *row.tolist()])
-    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2, 1.1 * len(classes) + 1.5), dpi=100)
+    fig, ax = plt.subplots(figsize=(1.2 * len(classes) + 2, 1.1 * len(rows) + 1.5), dpi=100)
     ax.imshow(confusion, cmap="Blues")
     for (i, j), count in np.ndenumerate(confusion):
         ax.text(j, i, str(count), ha="center", va="center")
     ax.set_xticks(range(len(classes)), classes, rotation=30)
-    ax.set_yticks(range(len(classes)), classes)
+    ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)

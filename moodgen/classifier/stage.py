@@ -1,10 +1,15 @@
-"""The classifier stage: LM states of the labelled phrases -> CV + Optuna on train -> test once."""
+"""The classifier stage: features of the labelled phrases -> CV + Optuna on train -> test once.
+
+Beside the report's split it measures the whole selection procedure by repeated nested CV grouped
+by piece (nested.py): on the training phrases (`train_nested_*`, fit to choose defaults by) and on
+every labelled phrase (`nested_*`, which includes the test phrases: a measure, never a selector).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +22,14 @@ from ..data import vgmidi
 from ..errors import MoodgenError
 from ..moods import MOODS
 from ..tokenizers import encode_corpus
-from .features import FEATURES, cached_lm_features
+from .augment import AUGMENTATIONS, ExtraRows, augmented_corpus
+from .features import feature_blocks, phrase_features
 from .finetune import finetune_and_select
-from .handcrafted import describe
+from .heads import ValenceArousalClassifier
+from .nested import nested_accuracies
 from .neurons import sentiment_neurons
 from .report import evaluate, write_confusion, write_rows
-from .search import search
+from .search import CV_PROTOCOLS, HEADS, search, with_options
 
 log = logging.getLogger("moodgen")
 
@@ -32,7 +39,11 @@ TARGETS = {
     "valence": (["negative", "positive"], lambda p: p.valence),
     "arousal": (["low", "high"], lambda p: p.arousal),
 }
-HANDCRAFTED = "handcrafted"
+SPLITS = ("train", "test")
+TRUSTED_TYPES = [f"{ValenceArousalClassifier.__module__}.{ValenceArousalClassifier.__qualname__}"]
+STEERING_FEATURES = "final_cell"  # the steering stage writes the probe's neurons into the LM's cell state
+# nested CV scope -> metric prefix: `nested_` metrics include the test phrases, so sweeps must not optimise them
+NESTED_SCOPES = {"train": "train_nested", "all": "nested"}
 
 
 @dataclass
@@ -40,54 +51,105 @@ class LabelledSet:
     phrases: dict[str, list[vgmidi.Phrase]]  # split -> phrases that could be read
     skipped: list[tuple[str, str]]  # (file, reason) of phrases that could not
 
+    @property
+    def every(self) -> list[vgmidi.Phrase]:
+        """Training phrases first, then test phrases: the row order of every all-phrase matrix."""
+        return [p for split in SPLITS for p in self.phrases[split]]
+
 
 def save_sklearn(model, path: Path) -> None:
     """MLflow's sklearn model format, loadable with mlflow.sklearn.load_model(runs:/<id>/...).
 
-    Requirements are stated, not inferred: inference imports the whole environment (seconds).
+    Requirements are stated, not inferred: inference imports the whole environment (seconds). The
+    skops format loads only listed types: this package's estimator is listed beside sklearn's.
     """
-    mlflow.sklearn.save_model(model, path, pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
+    mlflow.sklearn.save_model(
+        model, path, pip_requirements=[f"scikit-learn=={sklearn.__version__}"], skops_trusted_types=TRUSTED_TYPES
+    )
 
 
-def weights_id(net: torch.nn.Module) -> str:
-    """A hash of the weights: features are cached per checkpoint."""
-    digest = hashlib.sha256()
-    for name, tensor in net.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()[:16]
+def _check_range(name: str, value, low, high) -> None:
+    if not low <= value <= high:
+        raise MoodgenError(f"classifier.{name}={value} is out of range: use {low}..{high}")
 
 
 def check_options(cfg) -> None:
     if cfg.name not in ("logreg", "finetune"):
         raise MoodgenError(f"unknown classifier {cfg.name!r}: use logreg, finetune or none")
     for kind in [cfg.features, *cfg.compare]:
-        if kind not in (*FEATURES, HANDCRAFTED):
-            raise MoodgenError(f"unknown classifier feature {kind!r}: use {', '.join((*FEATURES, HANDCRAFTED))}")
+        feature_blocks(kind)  # one clear error for an unknown kind
     for target in cfg.targets:
         if target not in TARGETS:
             raise MoodgenError(f"unknown classifier target {target!r}: use {', '.join(TARGETS)}")
     for penalty in cfg.penalties:
         if penalty not in ("l1", "l2"):
             raise MoodgenError(f"unknown classifier penalty {penalty!r}: use l1 or l2")
+    choices = {
+        "cv": (cfg.cv, CV_PROTOCOLS),
+        "heads": (cfg.heads, HEADS),
+        "class_weight": (cfg.class_weight, (None, "balanced")),
+    }
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise MoodgenError(f"unknown classifier.{name}={value}: use {' or '.join(map(str, allowed))}")
+    for option, allowed in ((cfg.augment, AUGMENTATIONS), (cfg.nested, tuple(NESTED_SCOPES))):
+        for value in option:
+            if value not in allowed:
+                raise MoodgenError(f"unknown classifier option {value!r} in {list(option)}: use {', '.join(allowed)}")
+    for semitones in cfg.transpose:
+        if semitones == 0 or abs(semitones) > 6:
+            raise MoodgenError(f"classifier.transpose={list(cfg.transpose)}: use nonzero semitones in -6..6")
+    if "transpose" in cfg.augment and not cfg.transpose:
+        raise MoodgenError("classifier.augment=[transpose] needs classifier.transpose, e.g. [-2,-1,1,2]")
+    for name, low, high in (("cut_parts", 2, 4), ("nested_folds", 2, 10), ("nested_repeats", 1, 20)):
+        _check_range(name, cfg[name], low, high)
+    for name in ("n_trials", "nested_trials"):
+        _check_range(name, cfg[name], 1, 10_000)
 
 
-def feature_matrix(kind: str, ctx, corpus, phrases: list[vgmidi.Phrase]) -> np.ndarray:
-    if kind == HANDCRAFTED:  # on the decoded tokens: the judge sees generated pieces the same way
-        decode = ctx.tokenizer.decode
-        return np.stack([describe(decode([corpus.piece(i)[1:-1].tolist()])) for i in range(len(phrases))])
-    net = ctx.module.net.cpu()
-    return cached_lm_features(net, corpus, kind, weights_id(net), Path(ctx.cfg.paths.cache_dir))
+def feature_matrix(kind: str, ctx, corpus) -> np.ndarray:
+    """`kind` features of a corpus of phrases; LM states cached per checkpoint in paths.cache_dir."""
+    return phrase_features(kind, ctx.module.net.cpu(), ctx.tokenizer, corpus, Path(ctx.cfg.paths.cache_dir))
 
 
-def fit_and_report(x: dict, y: dict, classes: list[str], cfg, seed: int, folder: Path, title: str):
-    """Search on train, refit, evaluate once on test; write the confusion matrix and trials table."""
-    result = search(x["train"], y["train"], cfg, seed)
+def heads_for(cfg, target: str) -> str:
+    """Valence × arousal heads answer the 4 moods only; the 2-class targets are one model anyway."""
+    return cfg.heads if target == "mood4" else "joint"
+
+
+def fit_and_report(
+    x: dict,
+    y: dict,
+    classes: list[str],
+    cfg,
+    seed: int,
+    folder: Path,
+    title: str,
+    groups: np.ndarray | None = None,
+    extra: ExtraRows | None = None,
+    heads: str = "joint",
+):
+    """Search on train (plus train's copies), refit, evaluate once on test; write confusion and trials."""
+    result = search(x["train"], y["train"], cfg, seed, groups, extra, heads)
     report = evaluate(result.model.predict(x["test"]), y["test"], y["train"], classes)
     write_confusion(report["confusion"], classes, folder, title)
     write_rows(result.trials, folder / "trials.csv")
-    metrics = {**report["metrics"], "cv_acc": result.cv_accuracy, "log2_C": float(np.log2(result.c))}
-    return result, metrics
+    return result, {**report["metrics"], "cv_acc": result.cv_accuracy, **result.chosen}
+
+
+def nested_scores(x, y, groups, n_train: int, extra: ExtraRows | None, cfg, seed: int, heads: str) -> dict:
+    """Mean and std (over outer folds) of nested-CV accuracy, per scope, and the seconds it took."""
+    scores = {}
+    for scope in cfg.nested:
+        rows = np.arange(n_train) if scope == "train" else np.arange(len(y))
+        started = time.perf_counter()
+        copies = extra.of(rows) if extra is not None else None
+        accuracies = nested_accuracies(x[rows], y[rows], groups[rows], cfg, seed, copies, heads)
+        prefix = NESTED_SCOPES[scope]
+        scores[f"{prefix}_acc"] = float(accuracies.mean())
+        scores[f"{prefix}_acc_std"] = float(accuracies.std(ddof=1)) if len(accuracies) > 1 else 0.0
+        scores[f"{prefix}_seconds"] = time.perf_counter() - started
+    return scores
 
 
 def finetune_target(ctx, corpora: dict, y: dict, classes: list[str], target: str, folder: Path) -> dict:
@@ -111,46 +173,29 @@ def classify_stage(ctx):
     if ctx.files.summary.get("source") != "vgmidi":
         log.info("classifier stage skipped: it needs VGMIDI's labelled phrases (data=vgmidi)")
         return ctx
+    started = time.perf_counter()
     labelled, corpora = labelled_corpora(ctx)
     out = ctx.output_dir / "classifier"
-    rows, metrics = (
-        [],
-        {
-            "clf/train_phrases": len(labelled.phrases["train"]),
-            "clf/test_phrases": len(labelled.phrases["test"]),
-            "clf/skipped_phrases": len(labelled.skipped),
-        },
-    )
+    metrics = {
+        "clf/train_phrases": len(labelled.phrases["train"]),
+        "clf/test_phrases": len(labelled.phrases["test"]),
+        "clf/skipped_phrases": len(labelled.skipped),
+    }
+    copies = copies_corpus(ctx, labelled) if cfg.augment else None
+    if copies is not None:
+        metrics["clf/augmented_rows"] = len(copies[1])
+    rows = []
     for kind in dict.fromkeys([cfg.features, *cfg.compare]):
-        x = {s: feature_matrix(kind, ctx, corpora[s], labelled.phrases[s]) for s in ("train", "test")}
-        for target in cfg.targets:
-            classes, label = TARGETS[target]
-            y = {s: np.array([label(p) for p in labelled.phrases[s]]) for s in ("train", "test")}
-            folder = out / target / kind
-            result, scores = fit_and_report(x, y, classes, cfg, ctx.cfg.seed, folder, f"{target} · {kind}")
-            metrics.update({f"clf/{target}/{kind}/{k}": v for k, v in scores.items()})
-            rows.append({"target": target, "features": kind, "penalty": result.penalty, **scores})
-            log.info(
-                "classifier %s on %s: test acc %.3f (train-majority %.3f, best constant %.3f), CV %.3f, C=2^%.2f %s",
-                target,
-                kind,
-                scores["test_acc"],
-                scores["majority_acc"],
-                scores["best_constant_acc"],
-                scores["cv_acc"],
-                scores["log2_C"],
-                result.penalty,
-            )
-            save_sklearn(result.model, folder / "model")
-            ctx.classifiers[f"{target}/{kind}"] = result.model
-        if kind == cfg.features == "final_cell" and cfg.steering_neurons:  # neurons are cell-state units
-            ctx.classifiers["steering"], ctx.neurons = steering_probe(
-                cfg, x, labelled, ctx.cfg.seed, out / "steering", metrics
-            )
+        rows += probe_kind(ctx, kind, labelled, corpora, copies, out, metrics)
+    if cfg.steering_neurons:
+        x = {s: feature_matrix(STEERING_FEATURES, ctx, corpora[s]) for s in SPLITS}
+        ctx.classifiers["steering"], ctx.neurons = steering_probe(
+            cfg, x, labelled, ctx.cfg.seed, out / "steering", metrics
+        )
     if cfg.name == "finetune":
         for target in cfg.targets:
             classes, label = TARGETS[target]
-            y = {s: np.array([label(p) for p in labelled.phrases[s]]) for s in ("train", "test")}
+            y = {s: np.array([label(p) for p in labelled.phrases[s]]) for s in SPLITS}
             scores = finetune_target(ctx, corpora, y, classes, target, out / target / "finetune")
             metrics.update({f"clf/{target}/finetune/{k}": v for k, v in scores.items()})
             rows.append({"target": target, "features": "finetune", "penalty": "", **scores})
@@ -162,22 +207,71 @@ def classify_stage(ctx):
                 scores["epochs"],
             )
     write_rows(rows, out / "summary.csv")
-    (out / "settings.json").write_text(
-        json.dumps(
-            {"features": cfg.features, "targets": list(cfg.targets), "cv": cfg.cv, "skipped": labelled.skipped},
-            indent=2,
-        )
-    )
+    (out / "settings.json").write_text(json.dumps({**settings(cfg), "skipped": labelled.skipped}, indent=2))
+    metrics["clf/seconds"] = time.perf_counter() - started
     ctx.tracker.log_artifact(out, "classifier")
     ctx.record(metrics)
     return ctx
 
 
+def settings(cfg) -> dict:
+    """What a probe was built with: generation reads `features` to compute the same features."""
+    keys = ("features", "targets", "cv", "heads", "augment", "transpose", "cut_parts", "class_weight")
+    return {key: (list(cfg[key]) if key in ("targets", "augment", "transpose") else cfg[key]) for key in keys}
+
+
+def copies_corpus(ctx, labelled: LabelledSet):
+    """The augmented copies of every labelled phrase, tokenized: (Corpus, index into labelled.every)."""
+    cfg = ctx.cfg.classifier
+    paths = [p.path for p in labelled.every]
+    return augmented_corpus(ctx.tokenizer, paths, list(cfg.augment), list(cfg.transpose), cfg.cut_parts)
+
+
+def probe_kind(ctx, kind: str, labelled: LabelledSet, corpora: dict, copies, out: Path, metrics: dict) -> list[dict]:
+    """Every target on one feature kind: the report's split, nested CV, the model kept for generation."""
+    cfg, seed = ctx.cfg.classifier, ctx.cfg.seed
+    x_every = np.concatenate([feature_matrix(kind, ctx, corpora[s]) for s in SPLITS])
+    extra = ExtraRows(feature_matrix(kind, ctx, copies[0]), copies[1]) if copies is not None else None
+    n_train = len(labelled.phrases["train"])
+    x = {"train": x_every[:n_train], "test": x_every[n_train:]}
+    groups = np.array([p.piece for p in labelled.every])
+    rows = []
+    for target in cfg.targets:
+        classes, label = TARGETS[target]
+        y_every = np.array([label(p) for p in labelled.every])
+        y = {"train": y_every[:n_train], "test": y_every[n_train:]}
+        heads = heads_for(cfg, target)
+        folder = out / target / kind
+        started = time.perf_counter()
+        train_copies = extra.of(np.arange(n_train)) if extra is not None else None
+        result, scores = fit_and_report(
+            x, y, classes, cfg, seed, folder, f"{target} · {kind}", groups[:n_train], train_copies, heads
+        )
+        scores["search_seconds"] = time.perf_counter() - started
+        scores.update(nested_scores(x_every, y_every, groups, n_train, extra, cfg, seed, heads))
+        metrics.update({f"clf/{target}/{kind}/{k}": v for k, v in scores.items()})
+        rows.append({"target": target, "features": kind, "heads": heads, "penalty": result.penalty, **scores})
+        log.info(
+            "classifier %s on %s: test acc %.3f (train-majority %.3f, best constant %.3f), CV %.3f, %s%s",
+            target,
+            kind,
+            scores["test_acc"],
+            scores["majority_acc"],
+            scores["best_constant_acc"],
+            scores["cv_acc"],
+            result.penalty,
+            "".join(f", {k} {scores[k]:.3f}" for k in scores if k.endswith("nested_acc")),
+        )
+        save_sklearn(result.model, folder / "model")
+        ctx.classifiers[f"{target}/{kind}"] = result.model
+    return rows
+
+
 def steering_probe(cfg, x: dict, labelled: LabelledSet, seed: int, folder: Path, metrics: dict):
-    """The L1 probe whose non-zero neurons the steering stage evolves (same features, same CV)."""
+    """The L1 probe on the LM's final cell state whose non-zero neurons the steering stage evolves."""
     classes, label = TARGETS["mood4"]
-    y = {s: np.array([label(p) for p in labelled.phrases[s]]) for s in ("train", "test")}
-    l1_cfg = _with(cfg, penalties=["l1"])
+    y = {s: np.array([label(p) for p in labelled.phrases[s]]) for s in SPLITS}
+    l1_cfg = with_options(cfg, penalties=["l1"])
     result, scores = fit_and_report(x, y, classes, l1_cfg, seed, folder, "mood4 · L1 steering probe")
     neurons = sentiment_neurons(result.model, classes)
     (folder / "neurons.json").write_text(json.dumps(neurons, indent=2))
@@ -188,18 +282,10 @@ def steering_probe(cfg, x: dict, labelled: LabelledSet, seed: int, folder: Path,
     return result.model, neurons
 
 
-def _with(cfg, **changes):
-    from omegaconf import OmegaConf
-
-    copy = OmegaConf.to_container(cfg)
-    copy.update(changes)
-    return OmegaConf.create(copy)
-
-
 def labelled_corpora(ctx) -> tuple[LabelledSet, dict]:
     """The report's split, tokenized; phrases that cannot be read are listed and left out."""
     phrases, corpora, skipped = {}, {}, []
-    for split in ("train", "test"):
+    for split in SPLITS:
         rows = vgmidi.load_phrases(ctx.files.root, split)
         corpus = encode_corpus(ctx.tokenizer, [p.path for p in rows], Path(ctx.cfg.paths.cache_dir))
         kept = set(corpus.names)

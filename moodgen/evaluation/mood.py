@@ -8,6 +8,7 @@ import numpy as np
 
 from ..classifier.report import write_confusion
 from ..errors import MoodgenError
+from ..generation.pieces import SILENT, predicted_moods
 from ..moods import MOODS
 from ..tokenizers import encode_score
 from .sets import PieceSet
@@ -52,10 +53,11 @@ def mood_accuracy(pieces: PieceSet, predicted: np.ndarray, classifier: str, fold
     if not rows:
         return {}
     wanted = np.array([MOODS.index(pieces.pieces[i].sidecar["mood"]) for i in rows])
-    got = predicted[rows].argmax(1)
-    confusion = np.zeros((len(MOODS), len(MOODS)), dtype=int)
-    np.add.at(confusion, (wanted, got), 1)
-    write_confusion(confusion, list(MOODS), folder / classifier, f"requested vs {classifier}")
+    got = predicted_moods(predicted[rows])  # -1: a silent piece, a miss
+    confusion = np.zeros((len(MOODS), len(MOODS) + 1), dtype=int)
+    np.add.at(confusion, (wanted, got), 1)  # -1 lands in the last column, "silent"
+    columns = [*MOODS, SILENT]
+    write_confusion(confusion, columns, folder / classifier, f"requested vs {classifier}", rows=list(MOODS))
     metrics = {f"eval/mood/{classifier}/accuracy": float((wanted == got).mean())}
     for mood in sorted(set(wanted.tolist())):
         metrics[f"eval/mood/{classifier}/{MOODS[mood]}/accuracy"] = float((got[wanted == mood] == mood).mean())

@@ -31,6 +31,7 @@ class ModelBundle:
     run_id: str | None = None
     run_name: str = ""
     conditioning: Callable[[], object] | None = None  # steering=conditioned's training data, on demand
+    data: Callable[[], tuple[object, Path]] | None = None  # (data config, VGMIDI root) of the run, on demand
 
 
 def frame(tokenizer) -> tuple[int, int]:
@@ -49,9 +50,15 @@ def from_context(ctx) -> ModelBundle:
         features=features,
         judge=ctx.classifiers.get("mood4/handcrafted"),
         frame=frame(ctx.tokenizer),
+        tokenizer=ctx.tokenizer,
     )
+
+    def data():
+        return ctx.cfg.data, ctx.files.root
+
+    vgmidi = ctx.files.summary.get("source") == "vgmidi"
     conditioning = None
-    if ctx.files.summary.get("source") == "vgmidi":
+    if vgmidi:
         conditioning = conditioning_source(ctx.cfg.data, ctx.files.root, ctx.tokenizer, Path(ctx.cfg.paths.cache_dir))
     return ModelBundle(
         ctx.module.net.cpu(),
@@ -61,6 +68,7 @@ def from_context(ctx) -> ModelBundle:
         ctx.output_dir / "steering",
         ctx.tracker.run_id,
         conditioning=conditioning,
+        data=data if vgmidi else None,
     )
 
 
@@ -130,6 +138,7 @@ def from_run(cfg, ref: str) -> ModelBundle:
         features=features,
         judge=model("classifier/mood4/handcrafted/model"),
         frame=frame(tokenizer),
+        tokenizer=tokenizer,
     )
     neurons = None
     if "classifier/steering" in logged:
@@ -141,6 +150,7 @@ def from_run(cfg, ref: str) -> ModelBundle:
         client.download_artifacts(run_id, "steering", str(folder))
     if judges.probe is None:
         log.warning("model run %s has no mood classifier: only steering=none works with it", run_id)
+    data = run_data(cfg, client, run, folder)
     return ModelBundle(
         net,
         tokenizer,
@@ -149,15 +159,16 @@ def from_run(cfg, ref: str) -> ModelBundle:
         steering_dir,
         run_id,
         run.info.run_name,
-        conditioning_of(cfg, client, run, tokenizer, folder),
+        conditioning_of(cfg, data, tokenizer),
+        data,
     )
 
 
-def conditioning_of(cfg, client, run, tokenizer, folder: Path) -> Callable[[], object] | None:
-    """steering=conditioned's training data from the model run's VGMIDI set, resolved only when used.
+def run_data(cfg, client, run, folder: Path) -> Callable[[], tuple[object, Path]] | None:
+    """(the model run's data config, its VGMIDI root on this machine), resolved on first use.
 
-    The data: `data_root=`, else $MOODGEN_DATA_DIR, else the run's own copy if this machine has it,
-    else the user cache (downloaded when the run allowed downloads).
+    The root: `data_root=`, else $MOODGEN_DATA_DIR, else the run's own copy if this machine has it,
+    else the user cache (downloaded when the run allowed downloads). None for other data sources.
     """
     if run.data.tags.get("data.source") != "vgmidi":
         return None
@@ -165,8 +176,8 @@ def conditioning_of(cfg, client, run, tokenizer, folder: Path) -> Callable[[], o
     def load():
         from omegaconf import OmegaConf
 
+        from ..config import DataConfig
         from ..data import vgmidi
-        from ..steering.conditioned import conditioning_source
 
         lm_cfg = OmegaConf.load(client.download_artifacts(run.info.run_id, "config/config.yaml", str(folder)))
         recorded = run.data.tags.get("data.root")  # resolved, absolute, on the training machine
@@ -174,6 +185,21 @@ def conditioning_of(cfg, client, run, tokenizer, folder: Path) -> Callable[[], o
         root = vgmidi.resolve_root(
             cfg.get("data_root") or os.environ.get(vgmidi.ENV_VAR) or here, download=bool(lm_cfg.data.download)
         )
-        return conditioning_source(lm_cfg.data, root, tokenizer, Path(cfg.paths.cache_dir))()
+        # on today's schema: a run recorded before an option existed gets its default
+        return OmegaConf.merge(OmegaConf.structured(DataConfig), lm_cfg.data), root
+
+    return load
+
+
+def conditioning_of(cfg, data: Callable[[], tuple[object, Path]] | None, tokenizer) -> Callable[[], object] | None:
+    """steering=conditioned's training data from the model run's VGMIDI set, resolved only when used."""
+    if data is None:
+        return None
+
+    def load():
+        from ..steering.conditioned import conditioning_source
+
+        data_cfg, root = data()
+        return conditioning_source(data_cfg, root, tokenizer, Path(cfg.paths.cache_dir))()
 
     return load

@@ -10,10 +10,10 @@ import numpy as np
 import symusic
 import torch
 
-from ..classifier.features import lm_features
+from ..classifier.features import phrase_features
 from ..classifier.handcrafted import describe
 from ..moods import MOODS
-from ..tokenizers import Corpus
+from ..tokenizers import Corpus, encode_score
 from .render import note_count, piano_roll_png, render_wav
 
 
@@ -52,6 +52,33 @@ def to_score(tokenizer, ids: list[int], seconds: float | None) -> symusic.Score:
     return score.clip(0, int(end_tick), clip_end=True)
 
 
+def cut_ids(tokenizer, ids: list[int], seconds: float) -> list[int]:
+    """The tokens of the music a piece's file holds: decoded, cut at `seconds`, encoded again ([] if silent)."""
+    score = to_score(tokenizer, ids, seconds)
+    if not note_count(score):
+        return []
+    return encode_score(tokenizer, score)[1:-1]
+
+
+def predicted_moods(proba: np.ndarray) -> np.ndarray:
+    """Argmax mood of each row, -1 (no mood) where the row is not a prediction (a silent piece's NaNs).
+
+    A tie of flat probabilities would otherwise count as the first mood, 'depressed'.
+    """
+    proba = np.asarray(proba, dtype=float)
+    moods = np.nan_to_num(proba, nan=-np.inf).argmax(1)
+    moods[~np.isfinite(proba).all(1)] = -1
+    return moods
+
+
+def mood_name(index: int) -> str:
+    """The mood's name, or 'silent' for a piece without notes (no mood, so never a hit)."""
+    return MOODS[index] if index >= 0 else SILENT
+
+
+SILENT = "silent"
+
+
 @dataclass
 class Judges:
     """Mood probabilities of pieces: the LM-state probe and the independent hand-crafted judge."""
@@ -61,36 +88,47 @@ class Judges:
     features: str = "final_cell"
     judge: object | None = None  # sklearn on hand-crafted descriptors, independent of the LM
     frame: tuple[int, int] = (1, 2)  # (BOS, EOS): the probe learned from phrases framed by them
+    tokenizer: object | None = None  # decodes pieces for probes whose features include musical ones
 
     def probe_proba(self, sequences: list[list[int]]) -> np.ndarray | None:
-        """[n, 4] from the LM's own states on the generated tokens (no steering clamp applied)."""
+        """[n, 4] from the LM's own states on the generated tokens (no steering clamp applied).
+
+        An empty sequence (a silent piece) gets a row of NaN: no mood, never a hit, ranked last.
+        """
         if self.probe is None or self.net is None:
             return None
         framed = [[self.frame[0], *s, self.frame[1]] for s in sequences]
         lengths = [len(s) for s in framed]
         ids = np.concatenate([np.asarray(s, dtype=np.int32) for s in framed])
         corpus = Corpus(ids, np.cumsum([0, *lengths]), [str(i) for i in range(len(sequences))])
-        return self.probe.predict_proba(lm_features(self.net, corpus, self.features))
+        features = phrase_features(self.features, self.net, self.tokenizer, corpus)
+        proba = self.probe.predict_proba(features).astype(float)
+        proba[[not s for s in sequences]] = np.nan
+        return proba
 
     def judge_proba(self, scores: list[symusic.Score]) -> np.ndarray | None:
+        """[n, 4] by the hand-crafted judge; a row of NaN for a piece without notes (no mood)."""
         if self.judge is None:
             return None
         rows = [describe(s) if note_count(s) else None for s in scores]
-        dim = next((len(r) for r in rows if r is not None), 0)
-        if not dim:
-            return np.full((len(scores), len(MOODS)), 1.0 / len(MOODS))
-        proba = self.judge.predict_proba(np.stack([r if r is not None else np.zeros(dim) for r in rows]))
-        proba[[r is None for r in rows]] = 1.0 / len(MOODS)  # a silent piece is no mood
+        proba = np.full((len(scores), len(MOODS)), np.nan)
+        sounding = [i for i, r in enumerate(rows) if r is not None]
+        if sounding:
+            proba[sounding] = self.judge.predict_proba(np.stack([rows[i] for i in sounding]))
         return proba
 
 
-def write_piece(folder: Path, name: str, score: symusic.Score, sidecar: dict, wav: bool = True) -> dict:
+def write_piece(
+    folder: Path, name: str, score: symusic.Score, sidecar: dict, wav: bool = True, png: bool = True
+) -> dict:
     """`<name>.mid`, `.png` piano roll, `.wav` (when fluidsynth is there) and `.json` sidecar."""
     folder.mkdir(parents=True, exist_ok=True)
     midi = folder / f"{name}.mid"
     score.dump_midi(str(midi))
-    piano_roll_png(score, folder / f"{name}.png", title=f"{name} · {sidecar.get('mood', '')}")
-    files = {"midi": str(midi), "png": str(folder / f"{name}.png")}
+    files = {"midi": str(midi)}
+    if png:
+        piano_roll_png(score, folder / f"{name}.png", title=f"{name} · {sidecar.get('mood', '')}")
+        files["png"] = str(folder / f"{name}.png")
     if wav and render_wav(midi, folder / f"{name}.wav"):
         files["wav"] = str(folder / f"{name}.wav")
     sidecar = {

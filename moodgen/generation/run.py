@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -12,9 +13,9 @@ import torch
 from ..classifier.report import write_confusion
 from ..moods import MOODS
 from ..steering import make_steering
-from ..steering.base import GenerationJob
+from ..steering.base import GenerationJob, sampling_stream
 from .bundle import ModelBundle
-from .pieces import to_score, write_piece
+from .pieces import SILENT, mood_name, predicted_moods, to_score, write_piece
 
 log = logging.getLogger("moodgen")
 
@@ -33,7 +34,11 @@ def alive(score, window: float = 5.0) -> bool:
 def generate_pieces(
     bundle: ModelBundle, steering_cfg, settings, moods: list[int], n: int, seed: int, folder: Path, wav: bool = True
 ) -> list[dict]:
-    """n pieces per mood with the configured steering; each written as MIDI/PNG/WAV/JSON."""
+    """n pieces per mood with the configured steering; each written as MIDI/PNG/WAV/JSON.
+
+    Each mood samples from its own stream of (seed, mood): the moods never share a piece, and a
+    method compared with another on the same seed draws from the same streams.
+    """
     steering = make_steering(steering_cfg)
     job = GenerationJob(
         bundle.net,
@@ -43,7 +48,7 @@ def generate_pieces(
         settings.temperature,
         settings.top_p,
         settings.max_tokens,
-        torch.Generator().manual_seed(seed),
+        torch.Generator(),  # replaced per mood below
         bundle.neurons,
         bundle.steering_dir,
         bundle.conditioning,
@@ -51,10 +56,11 @@ def generate_pieces(
     pieces = []
     for mood in moods:
         start = time.perf_counter()
-        sequences = steering.generate(job, mood, n)
+        sequences = steering.generate(dataclasses.replace(job, generator=sampling_stream(seed, mood)), mood, n)
         scores = [to_score(bundle.tokenizer, ids, settings.duration) for ids in sequences]
         probe = bundle.judges.probe_proba(sequences)
         judge = bundle.judges.judge_proba(scores)
+        judged = None if judge is None else predicted_moods(judge)
         seconds = time.perf_counter() - start
         for i, (ids, score) in enumerate(zip(sequences, scores, strict=True)):
             sidecar = {
@@ -65,9 +71,9 @@ def generate_pieces(
                 "index": i,
                 "tokens": len(ids),
                 "alive": alive(score),
-                "probe_proba": None if probe is None else dict(zip(MOODS, probe[i].round(4).tolist(), strict=True)),
-                "judge_proba": None if judge is None else dict(zip(MOODS, judge[i].round(4).tolist(), strict=True)),
-                "judged_mood": None if judge is None else MOODS[int(judge[i].argmax())],
+                "probe_proba": None if probe is None else proba_by_mood(probe[i]),
+                "judge_proba": None if judge is None else proba_by_mood(judge[i]),
+                "judged_mood": None if judged is None else mood_name(int(judged[i])),
                 "generation_seconds": round(seconds / len(sequences), 3),
             }
             pieces.append(write_piece(folder / MOODS[mood], f"{MOODS[mood]}_{i}", score, sidecar, wav))
@@ -75,22 +81,34 @@ def generate_pieces(
     return pieces
 
 
+def proba_by_mood(row: np.ndarray) -> dict[str, float] | None:
+    """A sidecar's {mood: probability}; None for a piece without notes (no prediction)."""
+    if not np.isfinite(row).all():
+        return None
+    return dict(zip(MOODS, np.round(row, 4).tolist(), strict=True))
+
+
 def steering_report(pieces: list[dict], method: str, folder: Path) -> dict[str, float]:
-    """Accuracy of requested vs judged mood (hand-crafted judge, independent of the LM), per mood."""
+    """Accuracy of requested vs judged mood (hand-crafted judge, independent of the LM), per mood.
+
+    A silent piece is judged 'silent': a miss for its requested mood, and a column of the confusion.
+    """
     metrics: dict[str, float] = {f"steer/{method}/alive": float(np.mean([p["alive"] for p in pieces]))}
     judged = [p for p in pieces if p["judged_mood"] is not None]
     if not judged:
         return metrics
+    columns = [*MOODS, SILENT]
     wanted = np.array([MOODS.index(p["mood"]) for p in judged])
-    got = np.array([MOODS.index(p["judged_mood"]) for p in judged])
+    got = np.array([columns.index(p["judged_mood"]) for p in judged])
     metrics[f"steer/{method}/accuracy"] = float(np.mean(wanted == got))
-    probe = [p for p in judged if p["probe_proba"]]
+    metrics[f"steer/{method}/silent"] = float(np.mean(got == len(MOODS)))
+    probe = [p for p in judged if p["probe_proba"] is not None or p["judged_mood"] == SILENT]
     if probe:
-        hits = [max(p["probe_proba"], key=p["probe_proba"].get) == p["mood"] for p in probe]
+        hits = [bool(p["probe_proba"]) and max(p["probe_proba"], key=p["probe_proba"].get) == p["mood"] for p in probe]
         metrics[f"steer/{method}/probe_accuracy"] = float(np.mean(hits))
     for mood in sorted(set(wanted)):
         metrics[f"steer/{method}/{MOODS[mood]}/accuracy"] = float(np.mean(got[wanted == mood] == mood))
-    confusion = np.zeros((len(MOODS), len(MOODS)), dtype=int)
+    confusion = np.zeros((len(MOODS), len(columns)), dtype=int)
     np.add.at(confusion, (wanted, got), 1)
-    write_confusion(confusion, list(MOODS), folder, f"steering={method}: requested vs judged")
+    write_confusion(confusion, columns, folder, f"steering={method}: requested vs judged", rows=list(MOODS))
     return metrics

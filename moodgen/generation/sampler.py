@@ -70,7 +70,8 @@ def sample(
         if eos_id is not None:
             finished |= token[:, 0] == eos_id
         if stop is not None and length % check_every == 0:
-            finished |= stop(out[:, :length]).to(device)
+            open_rows = (~finished).nonzero()[:, 0]  # rows already done are not decoded again
+            finished[open_rows] |= stop(out[open_rows, :length]).to(device)
         if bool(finished.all()):
             break
     net.train(was_training)

@@ -8,11 +8,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from ..generation.pieces import DurationStop, Judges
+from ..generation.pieces import DurationStop, Judges, cut_ids
 from ..generation.sampler import StateHook, sample
 from ..tokenizers import bos_id, eos_id
+
+
+def sampling_stream(seed: int, *keys: int) -> torch.Generator:
+    """A generator of its own for (seed, mood, ...): no two moods or seeds share their random draws.
+
+    SeedSequence mixes the numbers, so neighbouring (seed, mood) pairs give unrelated streams.
+    """
+    state = np.random.SeedSequence([int(seed), *(int(k) for k in keys)]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
 def settings_key(cfg, names: tuple[str, ...], **extra) -> str:
@@ -44,13 +54,16 @@ class GenerationJob:
         prefix: list[int] | None = None,
         net: torch.nn.Module | None = None,
     ) -> list[list[int]]:
-        """n pieces in one batch, each sampled until its decoded music lasts `seconds`.
+        """n pieces in one batch, each sampled until its decoded music lasts `seconds`, then cut there.
 
-        `prefix` (default [BOS]) primes every row; `net` replaces the job's LM (a fine-tuned copy).
+        The cut ids are what every scorer sees (rerank, GA fitness, the sidecars): the music the
+        files will hold, not the tokens sampled past the cut. `prefix` (default [BOS]) primes every
+        row; `net` replaces the job's LM (a fine-tuned copy).
         """
+        seconds = seconds or self.duration
         special = {bos_id(self.tokenizer), eos_id(self.tokenizer)}
-        stop = DurationStop(self.tokenizer, seconds or self.duration, special)
-        return sample(
+        stop = DurationStop(self.tokenizer, seconds, special)
+        sampled = sample(
             net or self.net,
             n,
             max_tokens or self.max_tokens,
@@ -63,3 +76,4 @@ class GenerationJob:
             prefix=prefix,
             stop=stop,
         )
+        return [cut_ids(self.tokenizer, ids, seconds) for ids in sampled]

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,14 @@ class ConditioningData:
     phrases: list[np.ndarray]
     moods: np.ndarray  # [n_phrases] annotated mood of each phrase
     pieces: list[np.ndarray]
+    names: list[str] = field(default_factory=list)  # the phrases' file names
+
+    def only(self, names: set[str]) -> ConditioningData:
+        """The same data with only the named phrases (the benchmark's fold); the pieces stay."""
+        keep = [i for i, name in enumerate(self.names) if name in names]
+        return ConditioningData(
+            [self.phrases[i] for i in keep], self.moods[keep], self.pieces, [self.names[i] for i in keep]
+        )
 
 
 DataSource = Callable[[], ConditioningData]  # loaded only when the fine-tuning has to run
@@ -254,6 +262,7 @@ def conditioning_source(data_cfg, root: Path, tokenizer, cache_dir: Path) -> Dat
             phrases=[labelled.piece(i)[1:-1] for i in range(len(labelled.names))],
             moods=np.array([mood_of[name] for name in labelled.names], dtype=int),
             pieces=[pieces.piece(i)[1:-1] for i in range(len(pieces.names))],
+            names=list(labelled.names),
         )
 
     return load

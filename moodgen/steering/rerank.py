@@ -26,6 +26,6 @@ def keep_best(job: GenerationJob, pool: list[list[int]], mood: int, n: int) -> l
         return pool
     if job.judges.probe is None:
         raise MoodgenError("ranking candidates needs the model run's mood classifier; use steering=none")
-    proba = job.judges.probe_proba(pool)[:, mood]
+    proba = np.nan_to_num(job.judges.probe_proba(pool)[:, mood], nan=-1.0)  # a silent piece ranks last
     best = np.argsort(-proba, kind="stable")[:n]
     return [pool[i] for i in best]

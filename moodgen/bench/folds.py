@@ -1,0 +1,72 @@
+"""Cross-fitting: the labelled training phrases in two folds by piece, steering built on one, judged by the other.
+
+For fold f, everything a steering method learns from labelled music (the LM-state probe that
+rerank and the GA follow, the L1 probe's sentiment neurons, the phrases the conditioned LM is
+fine-tuned on) comes from fold f; the hand-crafted judge that scores its pieces is fitted on the
+other fold only. The judge's accuracy on fold f's real phrases is the yardstick: what the judge
+makes of real music of each mood that it never saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from omegaconf import OmegaConf
+from sklearn.model_selection import StratifiedGroupKFold
+
+from ..classifier.neurons import sentiment_neurons
+from ..classifier.search import search
+from ..data.vgmidi import Phrase
+from ..moods import MOODS
+
+
+def piece_folds(phrases: list[Phrase], n_folds: int, seed: int) -> np.ndarray:
+    """Fold index of each phrase: stratified by mood, and no piece in two folds."""
+    moods = np.array([p.mood for p in phrases])
+    groups = np.array([p.piece for p in phrases])
+    folds = np.empty(len(phrases), dtype=int)
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for fold, (_, held) in enumerate(splitter.split(np.zeros(len(moods)), moods, groups)):
+        folds[held] = fold
+    return folds
+
+
+@dataclass
+class FoldModels:
+    """What one fold's steering is built with, and the judge fitted on the other fold."""
+
+    fold: int
+    steer_rows: np.ndarray  # phrases the steering may learn from
+    judge_rows: np.ndarray  # phrases the judge learned from
+    probe: object  # LM-state mood probe on steer_rows
+    neurons: dict | None  # the L1 probe's sentiment neurons on steer_rows (final_cell features only)
+    judge: object  # hand-crafted judge on judge_rows
+    yardstick: dict[str, float]  # the judge's accuracy on the steer_rows' real phrases, per mood and "all"
+
+
+def judge_yardstick(judge, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    predicted = judge.predict(x)
+    scores = {MOODS[m]: float((predicted[y == m] == m).mean()) for m in range(len(MOODS)) if (y == m).any()}
+    return {**scores, "all": float((predicted == y).mean())}
+
+
+def fit_fold(
+    fold: int,
+    folds: np.ndarray,
+    x_probe: np.ndarray,
+    x_judge: np.ndarray,
+    y: np.ndarray,
+    cfg,
+    seed: int,
+    x_cells: np.ndarray | None = None,
+) -> FoldModels:
+    """The fold's probe (and the L1 neurons, given final cell states) on its phrases; the judge on the others."""
+    steer, judge_rows = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
+    probe = search(x_probe[steer], y[steer], cfg, seed).model
+    neurons = None
+    if x_cells is not None:  # sentiment neurons are units of the top layer's cell state
+        l1 = search(x_cells[steer], y[steer], OmegaConf.merge(cfg, {"penalties": ["l1"], "C": None}), seed).model
+        neurons = sentiment_neurons(l1, list(MOODS))
+    judge = search(x_judge[judge_rows], y[judge_rows], cfg, seed).model
+    return FoldModels(fold, steer, judge_rows, probe, neurons, judge, judge_yardstick(judge, x_judge[steer], y[steer]))

@@ -1,0 +1,267 @@
+"""The steering benchmark: methods x folds x seeds x moods, judged by a judge that never saw the steering's data.
+
+Every (seed, mood, fold) is one unit with a sampling stream of its own; every method draws from
+the same streams, so methods are compared unit by unit (paired by seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import symusic
+import torch
+from omegaconf import OmegaConf
+
+from ..classifier.features import phrase_features
+from ..classifier.report import write_rows
+from ..config import SteeringConfig
+from ..data import vgmidi
+from ..errors import MoodgenError
+from ..generation.bundle import ModelBundle
+from ..generation.pieces import mood_name, predicted_moods, to_score, write_piece
+from ..moods import MOODS
+from ..steering import STEERING, make_steering
+from ..steering.base import GenerationJob, sampling_stream
+from ..tokenizers import Corpus, encode_corpus
+from .folds import FoldModels, fit_fold, piece_folds
+from .stats import paired_difference, wilson
+from .views import CopyIndex, distribution_confusion, own_mood_closest
+
+log = logging.getLogger("moodgen")
+HANDCRAFTED = "handcrafted"
+
+
+@dataclass
+class LabelledPhrases:
+    """The labelled training phrases as the benchmark uses them: labels, pieces, features, decoded music."""
+
+    phrases: list[vgmidi.Phrase]
+    corpus: Corpus  # framed token ids, aligned with phrases
+    moods: np.ndarray
+    scores: list[symusic.Score]  # each phrase as the tokenizer decodes it: the view a generated piece gets
+
+
+def check_options(cfg) -> None:
+    if cfg.seeds < 1 or cfg.n < 1 or cfg.duration <= 0 or cfg.folds < 2:
+        raise MoodgenError(
+            f"seeds={cfg.seeds}, n={cfg.n}, duration={cfg.duration}, folds={cfg.folds}: "
+            "use seeds >= 1, n >= 1, duration > 0 and folds >= 2"
+        )
+    for name in [cfg.steering.name, *cfg.compare]:
+        if name not in STEERING:
+            raise MoodgenError(f"unknown steering {name!r} in the benchmark: use {', '.join(STEERING)}")
+
+
+def method_configs(cfg) -> list:
+    """The compared methods with their shipped settings (conf/steering/<name>.yaml), then `steering` as set."""
+    from ..cli import CONF_DIR
+
+    configs = []
+    for name in dict.fromkeys(cfg.compare):
+        if name == cfg.steering.name:
+            continue
+        node = OmegaConf.load(CONF_DIR / "steering" / f"{name}.yaml")
+        node.pop("defaults", None)
+        configs.append(OmegaConf.merge(OmegaConf.structured(SteeringConfig), node))
+    return [*configs, cfg.steering]
+
+
+def labelled_phrases(bundle: ModelBundle, cache_dir: Path) -> LabelledPhrases:
+    if bundle.data is None:
+        raise MoodgenError("the steering benchmark needs a model trained on VGMIDI (its labelled phrases)")
+    _, root = bundle.data()
+    rows = vgmidi.load_phrases(root, "train")  # never the test phrases
+    corpus = encode_corpus(bundle.tokenizer, [p.path for p in rows], cache_dir)
+    kept = set(corpus.names)
+    phrases = [p for p in rows if p.path.name in kept]
+    scores = [bundle.tokenizer.decode([corpus.piece(i)[1:-1].tolist()]) for i in range(len(phrases))]
+    return LabelledPhrases(phrases, corpus, np.array([p.mood for p in phrases]), scores)
+
+
+def fold_cache(cfg, bundle: ModelBundle, fold: int) -> Path:
+    """Where a fold's GA genes and conditioned LM are kept: per model run, split and probe settings."""
+    settings = {
+        "run": bundle.run_id,
+        "folds": cfg.folds,
+        "split_seed": cfg.split_seed,
+        "classifier": OmegaConf.to_container(cfg.classifier, resolve=True),
+    }
+    key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(cfg.paths.cache_dir) / "benchmark" / f"{key}-fold{fold}"
+
+
+def fold_job(cfg, bundle: ModelBundle, models: FoldModels, labelled: LabelledPhrases, conditioning) -> GenerationJob:
+    names = {labelled.phrases[i].path.name for i in models.steer_rows}
+    judges = dataclasses.replace(
+        bundle.judges, probe=models.probe, features=cfg.classifier.features, judge=models.judge
+    )
+    return GenerationJob(
+        bundle.net,
+        bundle.tokenizer,
+        judges,
+        cfg.duration,
+        cfg.temperature,
+        cfg.top_p,
+        cfg.max_tokens,
+        torch.Generator(),  # each unit gets its own stream
+        models.neurons,
+        fold_cache(cfg, bundle, models.fold),
+        (lambda: conditioning().only(names)) if conditioning else None,
+    )
+
+
+def run_method(
+    cfg, steering_cfg, job: GenerationJob, fold: int, folder: Path, copies: CopyIndex
+) -> tuple[list[dict], dict]:
+    """Every seed and mood of one method on one fold: pieces written, each judged; (unit rows, scores by mood)."""
+    steering = make_steering(steering_cfg)
+    rows, scores_by_mood = [], {m: [] for m in range(len(MOODS))}
+    for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
+        for mood in range(len(MOODS)):
+            unit_job = dataclasses.replace(job, generator=sampling_stream(seed, mood, fold))
+            sequences = steering.generate(unit_job, mood, cfg.n)
+            scores = [to_score(job.tokenizer, ids, cfg.duration) for ids in sequences]
+            judged = predicted_moods(job.judges.judge_proba(scores))
+            for i, (score, got) in enumerate(zip(scores, judged, strict=True)):
+                sidecar = {"mood": MOODS[mood], "method": steering_cfg.name, "fold": fold, "seed": seed}
+                piece = write_piece(
+                    folder / f"fold{fold}" / f"seed{seed}", f"{MOODS[mood]}_{i}", score, sidecar, wav=False, png=False
+                )
+                rows.append(
+                    {
+                        "method": steering_cfg.name,
+                        "fold": fold,
+                        "seed": seed,
+                        "mood": MOODS[mood],
+                        "index": i,
+                        "judged": mood_name(int(got)),
+                        "hit": int(got == mood),
+                        "notes": piece["notes"],
+                        "seconds": piece["seconds"],
+                        "copied": copies.copied_share(score),
+                        "midi": piece["files"]["midi"],
+                    }
+                )
+                scores_by_mood[mood].append(score)
+    return rows, scores_by_mood
+
+
+def accuracy_rows(rows: list[dict], method: str) -> dict[str, float]:
+    """bench/<method>/... accuracy overall and per mood, with Wilson 95 % intervals, and the silent share."""
+    mine = [r for r in rows if r["method"] == method]
+    metrics = {f"bench/{method}/silent": float(np.mean([r["judged"] == "silent" for r in mine]))}
+    for label, group in [("all", mine), *((m, [r for r in mine if r["mood"] == m]) for m in MOODS)]:
+        hits = sum(r["hit"] for r in group)
+        low, high = wilson(hits, len(group))
+        prefix = f"bench/{method}" if label == "all" else f"bench/{method}/{label}"
+        metrics |= {
+            f"{prefix}/accuracy": hits / len(group),
+            f"{prefix}/accuracy_low": low,
+            f"{prefix}/accuracy_high": high,
+        }
+    return metrics
+
+
+def unit_accuracy(rows: list[dict], method: str) -> dict[tuple, float]:
+    """(fold, seed, mood) -> share of hits of that unit's pieces."""
+    units: dict[tuple, list[int]] = {}
+    for r in rows:
+        if r["method"] == method:
+            units.setdefault((r["fold"], r["seed"], r["mood"]), []).append(r["hit"])
+    return {unit: float(np.mean(hits)) for unit, hits in units.items()}
+
+
+def paired_rows(rows: list[dict], methods: list[str]) -> list[dict]:
+    """Each pair of methods: the mean difference in accuracy over shared units, with a 95 % t interval."""
+    out = []
+    for i, a in enumerate(methods):
+        for b in methods[:i]:
+            ua, ub = unit_accuracy(rows, a), unit_accuracy(rows, b)
+            shared = sorted(ua.keys() & ub.keys())
+            diff = paired_difference(np.array([ua[u] for u in shared]), np.array([ub[u] for u in shared]))
+            out.append({"method": a, "baseline": b, **diff})
+    return out
+
+
+def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
+    """Run the benchmark into `out`; returns metrics and the summary table's path."""
+    check_options(cfg)
+    start = time.perf_counter()
+    cache_dir = Path(cfg.paths.cache_dir)
+    labelled = labelled_phrases(bundle, cache_dir)
+    probe_kind = cfg.classifier.features  # the fold probes read what the shipped probe reads
+    x_probe = phrase_features(probe_kind, bundle.net, bundle.tokenizer, labelled.corpus, cache_dir)
+    x_judge = phrase_features(HANDCRAFTED, bundle.net, bundle.tokenizer, labelled.corpus, cache_dir)
+    folds = piece_folds(labelled.phrases, cfg.folds, cfg.split_seed)
+    copies = copy_index(bundle)
+    configs = method_configs(cfg)
+    methods = [c.name for c in configs]
+    x_cells = None
+    if "neurons" in methods:
+        x_cells = phrase_features("final_cell", bundle.net, bundle.tokenizer, labelled.corpus, cache_dir)
+    memo: dict = {}
+
+    def conditioning():  # tokenized once for every fold, only when a method needs it
+        if "data" not in memo:
+            memo["data"] = bundle.conditioning()
+        return memo["data"]
+
+    rows, yardsticks, confusion = [], [], {m: [] for m in methods}
+    seconds = dict.fromkeys(methods, 0.0)
+    for fold in range(cfg.folds):
+        models = fit_fold(fold, folds, x_probe, x_judge, labelled.moods, cfg.classifier, cfg.seed, x_cells)
+        yardsticks.append(models.yardstick)
+        job = fold_job(cfg, bundle, models, labelled, conditioning if bundle.conditioning else None)
+        real = {m: [labelled.scores[i] for i in models.judge_rows if labelled.moods[i] == m] for m in range(4)}
+        for steering_cfg in configs:
+            begin = time.perf_counter()
+            folder = out / "pieces" / steering_cfg.name
+            unit_rows, generated = run_method(cfg, steering_cfg, job, fold, folder, copies)
+            seconds[steering_cfg.name] += time.perf_counter() - begin
+            rows += unit_rows
+            confusion[steering_cfg.name].append(distribution_confusion(generated, real, cfg.grid_points))
+            log.info("benchmark fold %d, %s: %.1f s", fold, steering_cfg.name, time.perf_counter() - begin)
+    return report(cfg, rows, yardsticks, confusion, seconds, methods, out, time.perf_counter() - start)
+
+
+def copy_index(bundle: ModelBundle) -> CopyIndex:
+    """Runs of all labelled phrases (train and test) and of the LM's training pieces."""
+    data_cfg, root = bundle.data()
+    phrases = [p.path for split in ("train", "test") for p in vgmidi.load_phrases(root, split)]
+    lm = vgmidi.lm_files(OmegaConf.merge(data_cfg, {"root": str(root)}))
+    return CopyIndex(sorted(set(phrases + lm.train)))
+
+
+def report(cfg, rows, yardsticks, confusion, seconds, methods, out: Path, total_seconds: float) -> dict:
+    from .summary import write_summary
+
+    metrics: dict[str, float] = {}
+    for method in methods:
+        metrics |= accuracy_rows(rows, method)
+        matrix = np.nanmean(np.stack(confusion[method]), axis=0)
+        metrics[f"bench/{method}/own_mood_closest"] = own_mood_closest(matrix)
+        metrics[f"bench/{method}/copied"] = float(np.nanmean([r["copied"] for r in rows if r["method"] == method]))
+        metrics[f"bench/{method}/seconds"] = seconds[method]
+        write_rows(
+            [{"generated": MOODS[m], **dict(zip(MOODS, matrix[m].round(4).tolist(), strict=True))} for m in range(4)],
+            out / f"distribution_{method}.csv",
+        )
+        confusion[method] = matrix
+    yardstick = {k: float(np.mean([y[k] for y in yardsticks if k in y])) for k in ["all", *MOODS]}
+    metrics |= {f"bench/judge/{k}/accuracy" if k != "all" else "bench/judge/accuracy": v for k, v in yardstick.items()}
+    paired = paired_rows(rows, methods)
+    for p in paired:
+        prefix = f"bench/diff/{p['method']}_vs_{p['baseline']}"
+        metrics |= {f"{prefix}/accuracy": p["diff"], f"{prefix}/low": p["low"], f"{prefix}/high": p["high"]}
+    metrics["bench/seconds"] = total_seconds
+    write_rows([{k: v for k, v in r.items() if k != "midi"} for r in rows], out / "units.csv")
+    write_rows(paired, out / "paired.csv")
+    summary = write_summary(cfg, metrics, yardstick, paired, confusion, methods, out / "summary.md")
+    return {"metrics": metrics, "summary": summary}

@@ -1,0 +1,83 @@
+"""The benchmark's summary.md: the three views per method, the yardstick, and the paired differences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..moods import MOODS
+
+
+def interval(metrics: dict, prefix: str) -> str:
+    value, low, high = (metrics[f"{prefix}/accuracy{s}"] for s in ("", "_low", "_high"))
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def accuracy_table(metrics: dict, yardstick: dict, methods: list[str]) -> list[str]:
+    lines = [
+        "| steering | " + " | ".join(MOODS) + " | all | silent |",
+        "|---|" + "---|" * (len(MOODS) + 2),
+    ]
+    for method in methods:
+        cells = [interval(metrics, f"bench/{method}/{m}") for m in MOODS]
+        overall = interval(metrics, f"bench/{method}")
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {overall} | {metrics[f'bench/{method}/silent']:.2f} |")
+    real = " | ".join(f"{yardstick[m]:.2f}" for m in MOODS)
+    lines.append(f"| *real phrases (the judge, out of fold)* | {real} | {yardstick['all']:.2f} | |")
+    return lines
+
+
+def paired_table(paired: list[dict]) -> list[str]:
+    lines = ["| method | vs | accuracy difference [95 % CI] | units |", "|---|---|---|---|"]
+    for p in paired:
+        lines.append(
+            f"| {p['method']} | {p['baseline']} | {p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}] | {p['units']} |"
+        )
+    return lines
+
+
+def confusion_table(method: str, matrix: np.ndarray, metrics: dict) -> list[str]:
+    lines = [
+        f"**{method}** (own mood closest for {metrics[f'bench/{method}/own_mood_closest']:.2f} of the moods)",
+        "",
+        "| generated \\ real | " + " | ".join(MOODS) + " |",
+        "|---|" + "---|" * len(MOODS),
+    ]
+    for m, row in enumerate(matrix):
+        cells = [
+            (f"**{v:.3f}**" if r == np.nanargmax(row) else f"{v:.3f}") if np.isfinite(v) else "–"
+            for r, v in enumerate(row)
+        ]
+        lines.append(f"| {MOODS[m]} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Path) -> Path:
+    units = cfg.folds * cfg.seeds * len(MOODS)
+    lines = [
+        f"# Steering benchmark: {', '.join(methods)}",
+        "",
+        f"{cfg.folds} folds x {cfg.seeds} seeds x {len(MOODS)} moods x {cfg.n} pieces of {cfg.duration:g} s "
+        f"per method ({units * cfg.n} pieces, {units} units); model run {cfg.model_run}.",
+        "",
+        "## Cross-fitted judge: share of pieces judged in the requested mood [Wilson 95 % CI]",
+        "",
+        *accuracy_table(metrics, yardstick, methods),
+        "",
+        "## Paired by unit (fold, seed, mood): difference in accuracy",
+        "",
+        *paired_table(paired),
+        "",
+        "## Distribution confusion: mean Yang & Lerch overlap with each mood's real phrases (judge folds)",
+        "",
+        *[line for method in methods for line in confusion_table(method, confusion[method], metrics)],
+        "## Copying: share of 12-note pitch runs found in a labelled phrase or LM training piece",
+        "",
+        "| steering | copied |",
+        "|---|---|",
+        *[f"| {method} | {metrics[f'bench/{method}/copied']:.3f} |" for method in methods],
+        "",
+    ]
+    path.write_text("\n".join(lines))
+    return path

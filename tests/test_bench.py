@@ -1,0 +1,70 @@
+"""The steering benchmark's parts that need no model: folds by piece, intervals, paired differences, views."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import symusic
+
+from moodgen.bench.folds import judge_yardstick, piece_folds
+from moodgen.bench.stats import paired_difference, wilson
+from moodgen.bench.views import CopyIndex, own_mood_closest
+from moodgen.data.vgmidi import Phrase
+
+from .conftest import make_midi, scale_piece
+
+
+def phrases(n_pieces: int, per_piece: int) -> list[Phrase]:
+    return [
+        Phrase(Path(f"p{p}_{k}.mid"), f"p{p}", valence=p % 2, arousal=(p // 2) % 2)
+        for p in range(n_pieces)
+        for k in range(per_piece)
+    ]
+
+
+def test_folds_never_split_a_piece_and_keep_every_mood():
+    rows = phrases(40, 3)
+    folds = piece_folds(rows, 2, seed=0)
+    for piece in {r.piece for r in rows}:
+        assert len({folds[i] for i, r in enumerate(rows) if r.piece == piece}) == 1
+    for fold in (0, 1):
+        assert {r.mood for r, f in zip(rows, folds, strict=True) if f == fold} == {0, 1, 2, 3}
+
+
+def test_wilson_interval_matches_hand_computed_values():
+    assert wilson(0, 8) == pytest.approx((0.0, 0.3244), abs=1e-4)
+    assert wilson(8, 8) == pytest.approx((0.6756, 1.0), abs=1e-4)
+    low, high = wilson(4, 8)
+    assert low == pytest.approx(1 - high) and low == pytest.approx(0.2152, abs=1e-4)
+
+
+def test_paired_difference_uses_the_pairs():
+    a, b = np.array([0.5, 0.6, 0.7, 0.8]), np.array([0.4, 0.5, 0.6, 0.7])  # always 0.1 better
+    result = paired_difference(a, b)
+    assert result["diff"] == pytest.approx(0.1) and result["high"] - result["low"] == pytest.approx(0.0, abs=1e-12)
+    shuffled = paired_difference(a, b[::-1])  # the same values, wrongly paired: a wide interval
+    assert shuffled["high"] - shuffled["low"] > 0.3
+
+
+def test_judge_yardstick_is_per_mood():
+    class Constant:
+        def predict(self, x):
+            return np.ones(len(x), dtype=int)  # always calm
+
+    scores = judge_yardstick(Constant(), np.zeros((4, 1)), np.array([0, 1, 1, 3]))
+    assert scores == {"depressed": 0.0, "calm": 1.0, "happy": 0.0, "all": 0.5}
+
+
+def test_own_mood_closest_reads_each_row():
+    matrix = np.array([[0.9, 0.1, 0.1, 0.1], [0.2, 0.8, 0.1, 0.1], [0.1, 0.9, 0.2, 0.1], [0.1, 0.1, 0.1, 0.7]])
+    assert own_mood_closest(matrix) == 0.75
+
+
+def test_copied_share_finds_a_planted_copy(tmp_path):
+    source = make_midi(tmp_path / "train.mid", scale_piece(0, 64))
+    index = CopyIndex([source])
+    assert index.copied_share(symusic.Score(str(source))) == 1.0
+    other = symusic.Score(str(make_midi(tmp_path / "other.mid", [60 + (i * 7) % 13 for i in range(64)])))
+    assert index.copied_share(other) < 0.1

@@ -1,0 +1,87 @@
+"""Steering and judging pieces without a trained model: selection, the GA's winner, silent pieces, streams."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import symusic
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from moodgen.classifier.handcrafted import NAMES
+from moodgen.generation.pieces import Judges, predicted_moods
+from moodgen.generation.run import steering_report
+from moodgen.steering.base import sampling_stream
+from moodgen.steering.neurons import distinct_best, genetic_search
+from moodgen.steering.rerank import keep_best
+
+GA = SimpleNamespace(
+    population=6, generations=3, elite=1, mutation_rate=0.5, mutation_std=0.5, crossover_rate=0.5, gene_range=2.0
+)
+
+
+class FixedProbe:
+    """A probe whose scores are given per piece (pieces are one-token sequences naming their row)."""
+
+    def __init__(self, scores: list[float]):
+        self.scores, self.probe = scores, "fixed"
+
+    def probe_proba(self, pool):
+        proba = np.zeros((len(pool), 4))
+        for row, piece in enumerate(pool):
+            proba[row] = np.nan if not piece else self.scores[piece[0]]  # every mood's column alike
+        return proba
+
+
+def test_rerank_keeps_the_pieces_the_probe_rates_highest():
+    pool = [[0], [1], [2], [3], []]  # the empty one is a silent piece
+    job = SimpleNamespace(judges=FixedProbe([0.1, 0.9, 0.4, 0.7]))
+    assert keep_best(job, pool, mood=1, n=2) == [[1], [3]]
+    assert keep_best(job, pool, mood=1, n=4)[-1] == [0]  # silent ranks below every sounding piece
+
+
+def test_ga_returns_the_best_individual_ever_found_not_the_last_lucky_score():
+    """Fitness = closeness to 1.0, except one evaluation where the worst individual gets lucky."""
+    calls, seen = [], []
+
+    def fitness(genes: np.ndarray) -> np.ndarray:
+        calls.append(len(genes))
+        seen.extend(genes)
+        true = -np.abs(genes - 1.0).mean(1)
+        if len(calls) == GA.generations + 1:  # the last generation's scores: the worst one is lucky
+            true = true.copy()
+            true[np.argmin(true)] += 100.0
+        return true
+
+    result = genetic_search(fitness, 3, GA, np.random.default_rng(0))
+    best_seen = max(seen, key=lambda g: -np.abs(g - 1.0).mean())
+    assert result["genes"] == best_seen.tolist()
+    assert result["fitness"] == pytest.approx(-np.abs(best_seen - 1.0).mean())  # not the lucky score
+    assert len(calls) == GA.generations + 2  # the finalists were evaluated again
+
+
+def test_distinct_best_averages_an_elite_over_its_evaluations():
+    genes = np.array([[1.0], [2.0], [1.0], [3.0]])
+    scores = np.array([0.9, 0.5, 0.1, 0.6])  # [1.0] scored 0.9 once by luck, 0.1 later: mean 0.5
+    best, means = distinct_best(genes, scores, 2)
+    assert best.tolist() == [[3.0], [1.0]] and means.tolist() == pytest.approx([0.6, 0.5])
+
+
+def test_a_silent_piece_is_judged_no_mood_and_counts_as_a_miss(tmp_path):
+    rng = np.random.default_rng(0)
+    judge = LogisticRegression().fit(rng.normal(size=(40, len(NAMES))), np.arange(40) % 4)
+    proba = Judges(judge=judge).judge_proba([symusic.Score(480)])
+    assert predicted_moods(proba).tolist() == [-1]  # a flat row's argmax would be 0, "depressed"
+    pieces = [{"mood": "depressed", "judged_mood": "silent", "alive": False, "probe_proba": None}]
+    metrics = steering_report(pieces, "none", tmp_path)
+    assert metrics["steer/none/accuracy"] == 0.0 and metrics["steer/none/silent"] == 1.0
+
+
+def test_every_seed_and_mood_has_its_own_stream():
+    def draws(*keys):
+        return torch.rand(4, generator=sampling_stream(*keys)).tolist()
+
+    assert draws(0, 1) == draws(0, 1)
+    assert len({tuple(draws(s, m)) for s in range(3) for m in range(4)}) == 12
