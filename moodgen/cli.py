@@ -119,7 +119,8 @@ def check_overrides(config_name: str, argv: list[str]) -> list[str]:
     return ["--multirun", *overrides]
 
 
-TEST_METRIC_PREFIXES = ("test_", "precision_", "recall_", "majority_acc", "best_constant_acc")
+# nested_: nested CV over every labelled phrase, test phrases included (train_nested_ stays allowed)
+TEST_METRIC_PREFIXES = ("test_", "precision_", "recall_", "majority_acc", "best_constant_acc", "nested_")
 # eval/: measured against the test phrases; steer/, bench/: generated pieces scored by a mood judge,
 # which a sweep would learn to please rather than make the mood audible
 HELD_OUT_PREFIXES = ("eval/", "steer/", "bench/")

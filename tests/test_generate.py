@@ -249,7 +249,8 @@ def test_champion_alias_wins_over_latest(model_store):
     assert resolve_model_run(cfg, "latest")[1].info.run_id == newer.info.run_id  # no alias yet: newest run
     mlflow.set_tracking_uri(uri)
     try:
-        version = mlflow.register_model(f"runs:/{trained}/classifier/mood4/final_cell/model", REGISTERED_MODEL)
+        probe = runs[0].data.params["classifier.features"]  # the run's mood probe
+        version = mlflow.register_model(f"runs:/{trained}/classifier/mood4/{probe}/model", REGISTERED_MODEL)
         client.set_registered_model_alias(REGISTERED_MODEL, "champion", version.version)
     finally:
         mlflow.set_tracking_uri("")

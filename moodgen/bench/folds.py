@@ -63,10 +63,10 @@ def fit_fold(
 ) -> FoldModels:
     """The fold's probe (and the L1 neurons, given final cell states) on its phrases; the judge on the others."""
     steer, judge_rows = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
-    probe = search(x_probe[steer], y[steer], cfg, seed).model
+    probe = search(x_probe[steer], y[steer], cfg, seed, heads=cfg.heads).model
     neurons = None
     if x_cells is not None:  # sentiment neurons are units of the top layer's cell state
         l1 = search(x_cells[steer], y[steer], OmegaConf.merge(cfg, {"penalties": ["l1"], "C": None}), seed).model
         neurons = sentiment_neurons(l1, list(MOODS))
-    judge = search(x_judge[judge_rows], y[judge_rows], cfg, seed).model
+    judge = search(x_judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
     return FoldModels(fold, steer, judge_rows, probe, neurons, judge, judge_yardstick(judge, x_judge[steer], y[steer]))

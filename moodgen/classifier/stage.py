@@ -268,10 +268,14 @@ def probe_kind(ctx, kind: str, labelled: LabelledSet, corpora: dict, copies, out
 
 
 def steering_probe(cfg, x: dict, labelled: LabelledSet, seed: int, folder: Path, metrics: dict):
-    """The L1 probe on the LM's final cell state whose non-zero neurons the steering stage evolves."""
+    """The L1 probe on the LM's final cell state whose non-zero neurons the steering stage evolves.
+
+    Unweighted, whatever classifier.class_weight says: class weights let L1 keep several times more
+    neurons (216 instead of about 60 on the default LM), and every kept neuron is a gene to evolve.
+    """
     classes, label = TARGETS["mood4"]
     y = {s: np.array([label(p) for p in labelled.phrases[s]]) for s in SPLITS}
-    l1_cfg = with_options(cfg, penalties=["l1"])
+    l1_cfg = with_options(cfg, penalties=["l1"], class_weight=None)
     result, scores = fit_and_report(x, y, classes, l1_cfg, seed, folder, "mood4 · L1 steering probe")
     neurons = sentiment_neurons(result.model, classes)
     (folder / "neurons.json").write_text(json.dumps(neurons, indent=2))
