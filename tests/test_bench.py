@@ -13,7 +13,7 @@ from moodgen.bench.stats import paired_difference, wilson
 from moodgen.bench.views import CopyIndex, own_mood_closest
 from moodgen.data.vgmidi import Phrase
 
-from .conftest import make_midi, scale_piece
+from .conftest import error_line, make_midi, scale_piece
 
 
 def phrases(n_pieces: int, per_piece: int) -> list[Phrase]:
@@ -68,3 +68,11 @@ def test_copied_share_finds_a_planted_copy(tmp_path):
     assert index.copied_share(symusic.Score(str(source))) == 1.0
     other = symusic.Score(str(make_midi(tmp_path / "other.mid", [60 + (i * 7) % 13 for i in range(64)])))
     assert index.copied_share(other) < 0.1
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [("seeds=0", "use seeds >= 1"), ("grid_points=1", "grid_points >= 2"), ("compare=[nope]", "unknown steering")],
+)
+def test_bad_benchmark_option_is_one_line_before_any_model_loads(tmp_path, option, expected):
+    assert expected in error_line("moodgen.benchmark", [option, f"paths.root_dir={tmp_path}"], cwd=tmp_path)

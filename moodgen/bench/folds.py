@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from omegaconf import OmegaConf
 from sklearn.model_selection import StratifiedGroupKFold
 
 from ..classifier.neurons import sentiment_neurons
-from ..classifier.search import search
+from ..classifier.search import search, with_options
 from ..data.vgmidi import Phrase
 from ..moods import MOODS
 
@@ -66,7 +65,8 @@ def fit_fold(
     probe = search(x_probe[steer], y[steer], cfg, seed, heads=cfg.heads).model
     neurons = None
     if x_cells is not None:  # sentiment neurons are units of the top layer's cell state
-        l1 = search(x_cells[steer], y[steer], OmegaConf.merge(cfg, {"penalties": ["l1"], "C": None}), seed).model
+        l1_cfg = with_options(cfg, penalties=["l1"], C=None, heads="joint", class_weight=None)  # as the stage's
+        l1 = search(x_cells[steer], y[steer], l1_cfg, seed).model
         neurons = sentiment_neurons(l1, list(MOODS))
     judge = search(x_judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
     return FoldModels(fold, steer, judge_rows, probe, neurons, judge, judge_yardstick(judge, x_judge[steer], y[steer]))

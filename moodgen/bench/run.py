@@ -49,11 +49,16 @@ class LabelledPhrases:
 
 
 def check_options(cfg) -> None:
-    if cfg.seeds < 1 or cfg.n < 1 or cfg.duration <= 0 or cfg.folds < 2:
+    from ..classifier.stage import check_options as check_classifier
+
+    bad = cfg.seeds < 1 or cfg.first_seed < 0 or cfg.n < 1 or cfg.duration <= 0 or cfg.folds < 2
+    if bad or cfg.grid_points < 2:
         raise MoodgenError(
-            f"seeds={cfg.seeds}, n={cfg.n}, duration={cfg.duration}, folds={cfg.folds}: "
-            "use seeds >= 1, n >= 1, duration > 0 and folds >= 2"
+            f"seeds={cfg.seeds}, first_seed={cfg.first_seed}, n={cfg.n}, duration={cfg.duration}, "
+            f"folds={cfg.folds}, grid_points={cfg.grid_points}: use seeds >= 1, first_seed >= 0, n >= 1, "
+            "duration > 0, folds >= 2 and grid_points >= 2"
         )
+    check_classifier(cfg.classifier)
     for name in [cfg.steering.name, *cfg.compare]:
         if name not in STEERING:
             raise MoodgenError(f"unknown steering {name!r} in the benchmark: use {', '.join(STEERING)}")

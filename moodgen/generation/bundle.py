@@ -5,6 +5,7 @@ Built from a pipeline's memory right after training, or from a training run in M
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -173,6 +174,7 @@ def run_data(cfg, client, run, folder: Path) -> Callable[[], tuple[object, Path]
     if run.data.tags.get("data.source") != "vgmidi":
         return None
 
+    @functools.cache  # the run's config is downloaded once, however often the data is asked for
     def load():
         from omegaconf import OmegaConf
 

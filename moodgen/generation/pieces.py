@@ -60,6 +60,9 @@ def cut_ids(tokenizer, ids: list[int], seconds: float) -> list[int]:
     return encode_score(tokenizer, score)[1:-1]
 
 
+SILENT = "silent"  # the judged "mood" of a piece without notes
+
+
 def predicted_moods(proba: np.ndarray) -> np.ndarray:
     """Argmax mood of each row, -1 (no mood) where the row is not a prediction (a silent piece's NaNs).
 
@@ -74,9 +77,6 @@ def predicted_moods(proba: np.ndarray) -> np.ndarray:
 def mood_name(index: int) -> str:
     """The mood's name, or 'silent' for a piece without notes (no mood, so never a hit)."""
     return MOODS[index] if index >= 0 else SILENT
-
-
-SILENT = "silent"
 
 
 @dataclass

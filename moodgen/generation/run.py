@@ -102,9 +102,8 @@ def steering_report(pieces: list[dict], method: str, folder: Path) -> dict[str, 
     got = np.array([columns.index(p["judged_mood"]) for p in judged])
     metrics[f"steer/{method}/accuracy"] = float(np.mean(wanted == got))
     metrics[f"steer/{method}/silent"] = float(np.mean(got == len(MOODS)))
-    probe = [p for p in judged if p["probe_proba"] is not None or p["judged_mood"] == SILENT]
-    if probe:
-        hits = [bool(p["probe_proba"]) and max(p["probe_proba"], key=p["probe_proba"].get) == p["mood"] for p in probe]
+    if any(p["probe_proba"] for p in judged):  # a probe ran; a silent piece has none and is a miss
+        hits = [bool(p["probe_proba"]) and max(p["probe_proba"], key=p["probe_proba"].get) == p["mood"] for p in judged]
         metrics[f"steer/{method}/probe_accuracy"] = float(np.mean(hits))
     for mood in sorted(set(wanted)):
         metrics[f"steer/{method}/{MOODS[mood]}/accuracy"] = float(np.mean(got[wanted == mood] == mood))
