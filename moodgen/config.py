@@ -144,8 +144,19 @@ class ClassifierConfig:
 
 
 @dataclass
+class MoodConfig:
+    """conf/mood_profile/<mood>.yaml: what a mood asks of the music beyond what its labelled phrases say."""
+
+    tempo: float = 120.0  # qpm written into the MIDI file (steering=attributes with tempo=true)
+    scale: str | None = None  # major | minor: the key mask's scale; null: from the mood's phrases
+    attributes: dict[str, float] = field(default_factory=dict)  # attribute -> value, over the data's target
+    guidance: float | None = None  # this mood's guidance; null: steering.guidance
+    tonic_bias: float | None = None  # this mood's tonic-triad bias; null: steering.tonic_bias
+
+
+@dataclass
 class SteeringConfig:
-    name: str = MISSING  # a method in moodgen.steering.STEERING: none | rerank | neurons | conditioned
+    name: str = MISSING  # a method in moodgen.steering.STEERING: none | rerank | neurons | conditioned | attributes
     candidates: int = 4  # rerank (and conditioned): pieces sampled per piece kept, by the probe
     # neurons: the genetic algorithm over the sentiment neurons' values
     population: int = 12
@@ -166,6 +177,20 @@ class SteeringConfig:
     lr: float = 1e-3  # the LM's weights
     mood_lr: float = 1e-2  # the mood vectors (they start at zero)
     seed: int = 0  # of the GA and the fine-tuning (not of the pieces): cached results are reproducible
+    # attributes: the LM fine-tuned on every chunk's own musical attributes (moodgen.attributes)
+    attributes: list[str] = field(default_factory=list)  # which attributes condition the LM
+    attribute_dropout: float = 0.1  # share of training chunks with each attribute left out
+    condition_dropout: float = 0.15  # share with all of them left out: the unconditioned LM guidance needs
+    target: str = "median"  # median | distinctive: a mood's target bin per attribute (attributes.targets)
+    guidance: float = 1.0  # classifier-free guidance: 0 unconditioned, 1 conditioned, > 1 beyond
+    scale: str = "mask"  # mask | bias | off: pitches outside the piece's key
+    scale_bias: float = 4.0  # logits taken from out-of-key pitches with scale=bias
+    velocity_range: bool = True  # velocities inside the mood's central range only
+    register_range: bool = True  # pitches inside the mood's central range only
+    max_chord: int = 0  # at most this many pitches at one position (0: no limit)
+    tonic_bias: float = 0.0  # logits added to the key's tonic-triad pitches (0: none)
+    tempo: bool = True  # write the mood's tempo (conf/mood_profile/<mood>.yaml) into the MIDI file
+    moods: dict[str, MoodConfig] = field(default_factory=dict)  # conf/mood_profile/<mood>.yaml, one per mood
 
 
 @dataclass
@@ -297,6 +322,7 @@ GROUP_SCHEMAS = {
     "paths": PathsConfig,
     "classifier": ClassifierConfig,
     "steering": SteeringConfig,
+    "mood_profile": MoodConfig,
 }
 
 

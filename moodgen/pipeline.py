@@ -195,21 +195,31 @@ def lm_stage(ctx: Context) -> Context:
     return ctx
 
 
+def runnable_steering(steering, bundle):
+    """The configured steering, or the nearest one this model can run (said in one warning)."""
+    change, why = {}, ""
+    if steering.name == "attributes" and bundle.conditioning is None:
+        change, why = {"name": "none"}, "no labelled phrases to learn the moods' attributes from (data is not VGMIDI)"
+    elif steering.name == "attributes" and bundle.judges.probe is None and steering.candidates > 1:
+        change, why = {"candidates": 1}, "no mood classifier to rerank the candidates by"
+    elif steering.name not in ("none", "attributes") and bundle.judges.probe is None:
+        change, why = {"name": "none"}, "no classifier stage (data=folder, classifier=none): nothing to steer by"
+    elif steering.name == "neurons" and not (bundle.neurons and bundle.neurons.get("neurons")):
+        change, why = {"name": "rerank"}, "no sentiment neurons (features != final_cell, or the L1 probe kept none)"
+    elif steering.name == "conditioned" and bundle.conditioning is None:
+        change, why = {"name": "rerank"}, "no labelled phrases to condition on (data is not VGMIDI)"
+    if not change:
+        return steering
+    settings = ", ".join(f"steering.{k}={v}" for k, v in change.items())
+    log.warning("steering=%s cannot run as set on this model (%s); the samples use %s", steering.name, why, settings)
+    return OmegaConf.merge(steering, change)
+
+
 def samples_stage(ctx: Context) -> Context:
     """Pieces for each mood with the configured steering, judged, and logged under samples/."""
     cfg = ctx.cfg
     bundle = from_context(ctx)
-    steering = cfg.steering
-    fallback = None
-    if steering.name != "none" and bundle.judges.probe is None:
-        fallback = "none"  # no classifier stage (data=folder, classifier=none): nothing to steer by
-    elif steering.name == "neurons" and not (bundle.neurons and bundle.neurons.get("neurons")):
-        fallback = "rerank"  # no sentiment neurons (features != final_cell, or the L1 probe kept none)
-    elif steering.name == "conditioned" and bundle.conditioning is None:
-        fallback = "rerank"  # no labelled phrases to condition on (data is not VGMIDI)
-    if fallback:
-        log.warning("steering=%s cannot run on this model; the samples use steering=%s", steering.name, fallback)
-        steering = OmegaConf.merge(steering, {"name": fallback})
+    steering = runnable_steering(cfg.steering, bundle)
     folder = ctx.output_dir / "samples"
     pieces = generate_pieces(bundle, steering, cfg.samples, list(range(len(MOODS))), cfg.samples.n, cfg.seed, folder)
     metrics = steering_report(pieces, steering.name, folder)

@@ -99,4 +99,9 @@ TINY_TRAINER = [
     "samples.n=2",
     "samples.max_tokens=64",
     "samples.duration=4",
+    # the samples stage's steering (attributes by default) fine-tunes in a moment
+    "steering.steps=4",
+    "steering.batch_size=4",
+    "steering.chunk_tokens=64",
+    "steering.max_chunks=24",
 ]

@@ -76,3 +76,18 @@ def test_copied_share_finds_a_planted_copy(tmp_path):
 )
 def test_bad_benchmark_option_is_one_line_before_any_model_loads(tmp_path, option, expected):
     assert expected in error_line("moodgen.benchmark", [option, f"paths.root_dir={tmp_path}"], cwd=tmp_path)
+
+
+def test_musicality_diversity_is_relative_to_real_music_and_duplicates_are_counted():
+    from moodgen.bench.musicality import diversity, duplicate_pairs
+
+    from .test_attributes import score_of
+
+    def melody(shift: int, count: int) -> symusic.Score:
+        return score_of([(i * 0.5, 0.5, 60 + shift + (i * 7) % 12, 80) for i in range(count)])
+
+    real = [melody(s, 20 + 4 * s) for s in range(5)]
+    collapsed = [melody(0, 20) for _ in range(5)]
+    assert diversity(collapsed, real) == 0.0 and duplicate_pairs(collapsed) == 10
+    assert diversity(real, real) == pytest.approx(1.0) and duplicate_pairs(real) == 0
+    assert np.isnan(diversity(real[:1], real))

@@ -158,6 +158,9 @@ def test_evaluate_folder_vs_folder_writes_report_and_mlflow_run(tmp_path):
     (run,) = client.search_runs([client.get_experiment_by_name("moodgen").experiment_id])
     assert run.data.metrics["eval/mean_oa"] == pytest.approx(mean_oa) and 0 <= mean_oa <= 1
     assert "eval/generated/longest_repeated_bars" in run.data.metrics
+    assert "Musical attributes" in report
+    attributes = (folder / "attributes.csv").read_text().splitlines()
+    assert attributes[0].startswith("set,pieces,density,velocity") and len(attributes) >= 3  # generated + reference
     assert any(a.path == "evaluation/report.html" for a in client.list_artifacts(run.info.run_id, "evaluation"))
 
 

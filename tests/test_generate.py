@@ -282,6 +282,19 @@ def test_scorers_see_the_music_the_file_holds(model_store):
     assert any(decoded_seconds(bundle.tokenizer, ids) > 1.0 for ids in pieces)  # cut, not emptied
 
 
+def test_attribute_lm_is_cached_and_pieces_carry_the_moods_tempo(model_store, tmp_path):
+    overrides = ["mood=angry", "n=2", "duration=4", "steering=attributes", *TINY_CONDITIONED, f"out_dir={tmp_path}"]
+    cfg = compose_generate(model_store, [*overrides, "steering.moods.angry.tempo=133"])
+    generate(cfg)
+    bundle = from_run(cfg, "latest")
+    assert (bundle.steering_dir / "attributes.pt").exists()  # logged back to the model run
+    for path in sorted((tmp_path / "angry").glob("angry_*.mid")):
+        score = symusic.Score(str(path))
+        assert score.tempos[0].qpm == pytest.approx(133.0)
+        assert float(score.to("second").end()) <= 4.0 + 1e-6  # the length is in the mood's tempo
+        assert json.loads(path.with_suffix(".json").read_text())["tempo_qpm"] == pytest.approx(133.0)
+
+
 def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -292,9 +305,9 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
         "benchmark",
         model_store,
         [
-            "steering=rerank",
-            "steering.candidates=2",
-            "compare=[none]",
+            "steering=attributes",  # the configured method, beside the shipped rerank and none
+            *TINY_CONDITIONED,
+            "compare=[none,rerank]",
             "seeds=2",
             "n=2",
             "duration=3",
@@ -305,15 +318,18 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     )
     accuracy = benchmark(cfg)
     units = (out / "units.csv").read_text().splitlines()
-    assert len(units) == 1 + 2 * 2 * 2 * 4 * 2  # header + methods x folds x seeds x moods x pieces
+    assert len(units) == 1 + 3 * 2 * 2 * 4 * 2  # header + methods x folds x seeds x moods x pieces
     summary = (out / "summary.md").read_text()
-    assert "real phrases (the judge, out of fold)" in summary and "| rerank | none |" in summary
+    assert "real phrases (the judge, out of fold)" in summary and "| attributes | rerank |" in summary
+    assert "| *real phrases* |" in summary  # the musicality yardstick
     client = MlflowClient(tracking_uri=f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("moodgen").experiment_id
     (run,) = client.search_runs([experiment], filter_string="tags.`moodgen.entry_point` = 'benchmark'")
     metrics = run.data.metrics
-    assert metrics["bench/rerank/accuracy"] == accuracy
-    assert metrics["bench/rerank/accuracy_low"] <= accuracy <= metrics["bench/rerank/accuracy_high"]
+    assert metrics["bench/attributes/accuracy"] == accuracy
+    assert metrics["bench/attributes/accuracy_low"] <= accuracy <= metrics["bench/attributes/accuracy_high"]
     assert {"bench/diff/rerank_vs_none/accuracy", "bench/judge/accuracy", "bench/none/copied"} <= metrics.keys()
+    assert {"bench/attributes/overlap", "bench/attributes/calm/diversity", "bench/real/unique_4bar"} <= metrics.keys()
+    assert 0 < metrics["bench/attributes/overlap"] <= 1 and metrics["bench/attributes/alive"] >= 0
     none_pieces = [sorted((out / "pieces" / "none" / "fold0" / "seed0").glob(f"{m}_*.mid")) for m in MOODS]
     assert len({tuple(p.read_bytes() for p in files) for files in none_pieces}) == 4  # no mood shares a stream

@@ -21,7 +21,6 @@ from omegaconf import OmegaConf
 
 from ..classifier.features import phrase_features
 from ..classifier.report import write_rows
-from ..config import SteeringConfig
 from ..data import vgmidi
 from ..errors import MoodgenError
 from ..generation.bundle import ModelBundle
@@ -31,6 +30,7 @@ from ..steering import STEERING, make_steering
 from ..steering.base import GenerationJob, sampling_stream
 from ..tokenizers import Corpus, encode_corpus
 from .folds import FoldModels, fit_fold, piece_folds
+from .musicality import PIECE_COLUMNS, fold_musicality, piece_row
 from .stats import paired_difference, wilson
 from .views import CopyIndex, distribution_confusion, own_mood_closest
 
@@ -65,16 +65,25 @@ def check_options(cfg) -> None:
 
 
 def method_configs(cfg) -> list:
-    """The compared methods with their shipped settings (conf/steering/<name>.yaml), then `steering` as set."""
+    """The compared methods with their shipped settings (conf/steering/<name>.yaml and what it
+    composes, e.g. conf/mood_profile/), then `steering` as set."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
     from ..cli import CONF_DIR
+
+    def shipped(name: str):
+        return compose("benchmark", overrides=[f"steering={name}"]).steering
 
     configs = []
     for name in dict.fromkeys(cfg.compare):
         if name == cfg.steering.name:
             continue
-        node = OmegaConf.load(CONF_DIR / "steering" / f"{name}.yaml")
-        node.pop("defaults", None)
-        configs.append(OmegaConf.merge(OmegaConf.structured(SteeringConfig), node))
+        if GlobalHydra.instance().is_initialized():  # inside `python -m moodgen.benchmark`
+            configs.append(shipped(name))
+        else:  # called from Python
+            with initialize_config_dir(str(CONF_DIR)):
+                configs.append(shipped(name))
     return [*configs, cfg.steering]
 
 
@@ -132,7 +141,8 @@ def run_method(
         for mood in range(len(MOODS)):
             unit_job = dataclasses.replace(job, generator=sampling_stream(seed, mood, fold))
             sequences = steering.generate(unit_job, mood, cfg.n)
-            scores = [to_score(job.tokenizer, ids, cfg.duration) for ids in sequences]
+            qpm = steering.qpm(mood, unit_job)
+            scores = [to_score(job.tokenizer, ids, cfg.duration, qpm) for ids in sequences]
             judged = predicted_moods(job.judges.judge_proba(scores))
             for i, (score, got) in enumerate(zip(scores, judged, strict=True)):
                 sidecar = {"mood": MOODS[mood], "method": steering_cfg.name, "fold": fold, "seed": seed}
@@ -151,6 +161,7 @@ def run_method(
                         "notes": piece["notes"],
                         "seconds": piece["seconds"],
                         "copied": copies.copied_share(score),
+                        **piece_row(score),
                         "midi": piece["files"]["midi"],
                     }
                 )
@@ -219,6 +230,7 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
         return memo["data"]
 
     rows, yardsticks, confusion = [], [], {m: [] for m in methods}
+    musicality: dict[str, list[dict]] = {m: [] for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
     for fold in range(cfg.folds):
         models = fit_fold(fold, folds, x_probe, x_judge, labelled.moods, cfg.classifier, cfg.seed, x_cells)
@@ -232,8 +244,12 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
             seconds[steering_cfg.name] += time.perf_counter() - begin
             rows += unit_rows
             confusion[steering_cfg.name].append(distribution_confusion(generated, real, cfg.grid_points))
+            musicality[steering_cfg.name].append(fold_musicality(generated, real, cfg.grid_points))
             log.info("benchmark fold %d, %s: %.1f s", fold, steering_cfg.name, time.perf_counter() - begin)
-    return report(cfg, rows, yardsticks, confusion, seconds, methods, out, time.perf_counter() - start)
+    real_rows = [piece_row(score) for score in labelled.scores]
+    return report(
+        cfg, rows, yardsticks, confusion, musicality, real_rows, seconds, methods, out, time.perf_counter() - start
+    )
 
 
 def copy_index(bundle: ModelBundle) -> CopyIndex:
@@ -244,12 +260,27 @@ def copy_index(bundle: ModelBundle) -> CopyIndex:
     return CopyIndex(sorted(set(phrases + lm.train)))
 
 
-def report(cfg, rows, yardsticks, confusion, seconds, methods, out: Path, total_seconds: float) -> dict:
+def musicality_metrics(rows: list[dict], folds: list[dict], method: str) -> dict[str, float]:
+    """bench/<method>/{overlap, duplicates, alive, repeated_bars, unique_4bar, diversity/<mood>}."""
+    mine = [r for r in rows if r["method"] == method]
+    metrics = {f"bench/{method}/{k}": float(np.mean([r[k] for r in mine])) for k in PIECE_COLUMNS}
+    metrics[f"bench/{method}/overlap"] = float(np.nanmean([f["overlap"] for f in folds]))
+    metrics[f"bench/{method}/duplicates"] = float(np.sum([f["duplicates"] for f in folds]))
+    for m, mood in enumerate(MOODS):
+        per_fold = [f.get(f"diversity/{m}", np.nan) for f in folds]
+        metrics[f"bench/{method}/{mood}/diversity"] = float(np.nanmean(per_fold))
+    return metrics
+
+
+def report(
+    cfg, rows, yardsticks, confusion, musicality, real_rows, seconds, methods, out: Path, total_seconds: float
+) -> dict:
     from .summary import write_summary
 
-    metrics: dict[str, float] = {}
+    metrics: dict[str, float] = {f"bench/real/{k}": float(np.mean([r[k] for r in real_rows])) for k in PIECE_COLUMNS}
     for method in methods:
         metrics |= accuracy_rows(rows, method)
+        metrics |= musicality_metrics(rows, musicality[method], method)
         matrix = np.nanmean(np.stack(confusion[method]), axis=0)
         metrics[f"bench/{method}/own_mood_closest"] = own_mood_closest(matrix)
         metrics[f"bench/{method}/copied"] = float(np.nanmean([r["copied"] for r in rows if r["method"] == method]))

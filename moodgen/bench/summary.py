@@ -53,6 +53,23 @@ def confusion_table(method: str, matrix: np.ndarray, metrics: dict) -> list[str]
     return [*lines, ""]
 
 
+def musicality_table(metrics: dict, methods: list[str]) -> list[str]:
+    lines = [
+        "| steering | overlap | alive | longest repeated bars | unique 4-bar | "
+        + " | ".join(f"diversity {m}" for m in MOODS)
+        + " | duplicate pairs |",
+        "|---|" + "---|" * (5 + len(MOODS)),
+    ]
+    for method in methods:
+        p = f"bench/{method}"
+        cells = [f"{metrics[f'{p}/{k}']:.2f}" for k in ("overlap", "alive", "repeated_bars", "unique_4bar")]
+        cells += [f"{metrics[f'{p}/{m}/diversity']:.2f}" for m in MOODS]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {metrics[f'{p}/duplicates']:.0f} |")
+    real = [f"{metrics[f'bench/real/{k}']:.2f}" for k in ("alive", "repeated_bars", "unique_4bar")]
+    lines.append("| *real phrases* | 1.00 | " + " | ".join(real) + " | " + " | ".join(["1.00"] * len(MOODS)) + " | |")
+    return lines
+
+
 def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Path) -> Path:
     units = cfg.folds * cfg.seeds * len(MOODS)
     lines = [
@@ -72,6 +89,14 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         "## Distribution confusion: mean Yang & Lerch overlap with each mood's real phrases (judge folds)",
         "",
         *[line for method in methods for line in confusion_table(method, confusion[method], metrics)],
+        "## Musicality: overlap with the real phrases, repetition, liveliness, diversity within a mood",
+        "",
+        *musicality_table(metrics, methods),
+        "",
+        "Overlap: Yang & Lerch area with all the judge folds' real phrases. Diversity: distances between a",
+        "mood's pieces over those between its real phrases. The real phrases are the labelled training",
+        "phrases, shorter than the pieces, so their repeated-bar runs are not a like-for-like bound.",
+        "",
         "## Copying: share of 12-note pitch runs found in a labelled phrase or LM training piece",
         "",
         "| steering | copied |",

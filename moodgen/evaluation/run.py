@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..attributes import attribute_row
 from ..classifier.report import write_rows
 from ..moods import MOODS
 from .describe import describe_piece
@@ -44,6 +45,18 @@ def piece_rows(pieces: PieceSet, probabilities: dict[str, np.ndarray]) -> list[d
     return rows
 
 
+def attribute_summary(pieces: PieceSet) -> list[dict]:
+    """Mean musical attributes of the set's pieces, per requested mood where the sidecars say one."""
+    groups: dict[str, list[dict]] = {}
+    for piece in pieces.pieces:
+        mood = (piece.sidecar or {}).get("mood") or "all"
+        groups.setdefault(f"{pieces.label}: {mood}", []).append(attribute_row(piece.score))
+    return [
+        {"set": label, "pieces": len(rows), **{k: round(float(np.nanmean([r[k] for r in rows])), 3) for k in rows[0]}}
+        for label, rows in sorted(groups.items())
+    ]
+
+
 def repetition_summary(rows: list[dict], label: str) -> dict:
     return {"set": label, "pieces": len(rows), **{k: float(np.mean([r[k] for r in rows])) for k in REPETITION}}
 
@@ -74,6 +87,8 @@ def evaluate(
     set_rows = [c.row() for c in comparisons]
     write_rows(set_rows, folder / "set_metrics.csv")
     repeats = [repetition_summary(rows, generated.label), repetition_summary(reference_rows, reference.label)]
+    attributes = attribute_summary(generated) + attribute_summary(reference)
+    write_rows(attributes, folder / "attributes.csv")
     write_rows(repeats, folder / "repetition.csv")
     skipped = [{"set": s.label, "file": n, "reason": r} for s in (generated, reference) for n, r in s.skipped]
     write_rows(skipped or [{"set": "", "file": "", "reason": ""}], folder / "skipped.csv")
@@ -112,6 +127,13 @@ def evaluate(
             + image(distances, "distance densities"),
         ),
         ("Repetition and degeneration (means)", table(repeats)),
+        (
+            "Musical attributes (means; moodgen.attributes)",
+            '<p class="note">density in notes per beat, velocity, register (mean pitch), spread (pitch '
+            "standard deviation), mode (major minus minor key correlation), tonic (pitch class), polyphony "
+            "(notes per onset), articulation (note length over the gap to the next onset), tempo of the file.</p>"
+            + table(attributes),
+        ),
         ("Pieces", table(rows)),
         (
             "Each piece: piano roll, pitch and velocity histograms",

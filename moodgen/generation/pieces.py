@@ -40,9 +40,12 @@ class DurationStop:
         )
 
 
-def to_score(tokenizer, ids: list[int], seconds: float | None) -> symusic.Score:
-    """Decode, and cut at `seconds`: notes starting later are dropped, the rest end by then."""
+def to_score(tokenizer, ids: list[int], seconds: float | None, qpm: float | None = None) -> symusic.Score:
+    """Decode, write at `qpm` (None: the decoded tempo), and cut at `seconds`: notes starting later
+    are dropped, the rest end by then."""
     score = tokenizer.decode([ids])
+    if qpm is not None:
+        score.tempos = [symusic.Tempo(0, float(qpm))]
     if seconds is None:
         return score
     in_seconds = score.to("second")

@@ -57,7 +57,8 @@ def generate_pieces(
     for mood in moods:
         start = time.perf_counter()
         sequences = steering.generate(dataclasses.replace(job, generator=sampling_stream(seed, mood)), mood, n)
-        scores = [to_score(bundle.tokenizer, ids, settings.duration) for ids in sequences]
+        qpm = steering.qpm(mood, job)
+        scores = [to_score(bundle.tokenizer, ids, settings.duration, qpm) for ids in sequences]
         probe = bundle.judges.probe_proba(sequences)
         judge = bundle.judges.judge_proba(scores)
         judged = None if judge is None else predicted_moods(judge)
@@ -70,6 +71,7 @@ def generate_pieces(
                 "seed": seed,
                 "index": i,
                 "tokens": len(ids),
+                "tempo_qpm": round(float(score.tempos[0].qpm), 2) if len(score.tempos) else None,
                 "alive": alive(score),
                 "probe_proba": None if probe is None else proba_by_mood(probe[i]),
                 "judge_proba": None if judge is None else proba_by_mood(judge[i]),

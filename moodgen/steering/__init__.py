@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from ..errors import MoodgenError
+from .attributes import AttributeSteering
 from .conditioned import MoodConditioned
 from .neurons import EvolvedNeurons
 from .none import NoSteering
 from .rerank import Rerank
 
-STEERING = {"none": NoSteering, "rerank": Rerank, "neurons": EvolvedNeurons, "conditioned": MoodConditioned}
+STEERING = {
+    "none": NoSteering,
+    "rerank": Rerank,
+    "neurons": EvolvedNeurons,
+    "conditioned": MoodConditioned,
+    "attributes": AttributeSteering,
+}
 
 
 def make_steering(cfg):

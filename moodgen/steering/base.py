@@ -25,10 +25,44 @@ def sampling_stream(seed: int, *keys: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+def plain_settings(cfg, names: tuple[str, ...]) -> dict:
+    """The named settings as plain Python (lists, not ListConfig): JSON for cache keys and summaries."""
+    from omegaconf import OmegaConf
+
+    return {name: OmegaConf.to_object(cfg[name]) if OmegaConf.is_config(cfg[name]) else cfg[name] for name in names}
+
+
 def settings_key(cfg, names: tuple[str, ...], **extra) -> str:
     """A short hash of the settings a cached steering result was made with: other settings, new result."""
-    settings = {name: cfg[name] for name in names} | extra
+    settings = plain_settings(cfg, names) | extra
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cached_finetune(net: torch.nn.Module, path: Path | None, key: str, finetune: Callable[[], dict]):
+    """`net` with the weights saved at `path` under `key`, else fine-tuned now by `finetune()` (which
+    returns a summary) and saved there with the summary beside it (<name>.json); in eval mode."""
+    if path is not None and path.exists():
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved.get("key") == key:
+            net.load_state_dict(saved["state_dict"])
+            return net.eval()
+    summary = finetune()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"key": key, "state_dict": net.state_dict()}, path)
+        path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    return net.eval()
+
+
+class Steering:
+    """A steering method: `generate(job, mood, n)` -> n token sequences, written at `qpm(mood, job)`."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def qpm(self, mood: int, job: GenerationJob) -> float | None:
+        """The tempo the mood's pieces are written at; None keeps the decoded music's own."""
+        return None
 
 
 @dataclass

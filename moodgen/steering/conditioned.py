@@ -14,7 +14,6 @@ model run, so they are paid for once.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from ..errors import MoodgenError
 from ..models.module import quiet_trainer
 from ..moods import MOODS
 from ..tokenizers import bos_id, eos_id
-from .base import GenerationJob, settings_key
+from .base import GenerationJob, Steering, cached_finetune, settings_key
 from .rerank import keep_best
 
 log = logging.getLogger("moodgen")
@@ -156,28 +155,15 @@ class ConditionedFinetune(pl.LightningModule):
         )
 
 
-class MoodConditioned:
-    def __init__(self, cfg):
-        self.cfg = cfg
-
+class MoodConditioned(Steering):
     def settings_key(self) -> str:
         return settings_key(self.cfg, SETTINGS, design=DESIGN)
 
     def conditioned_net(self, job: GenerationJob) -> nn.Module:
         """The mood-token LM: from the model run's checkpoint, else fine-tuned now (and cached)."""
-        path = job.cache_dir / CHECKPOINT if job.cache_dir else None
         net = MoodConditionedLM(job.net, len(MOODS))
-        if path is not None and path.exists():
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            if saved.get("key") == self.settings_key():
-                net.load_state_dict(saved["state_dict"])
-                return net.eval()
-        summary = self.finetune(job, net)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"key": self.settings_key(), "state_dict": net.state_dict()}, path)
-            (path.parent / "conditioned.json").write_text(json.dumps(summary, indent=2))
-        return net.eval()
+        path = job.cache_dir / CHECKPOINT if job.cache_dir else None
+        return cached_finetune(net, path, self.settings_key(), lambda: self.finetune(job, net))
 
     def training_set(self, job: GenerationJob) -> tuple[list[np.ndarray], np.ndarray, dict]:
         cfg = self.cfg

@@ -20,7 +20,7 @@ import torch
 
 from ..errors import MoodgenError
 from ..moods import MOODS
-from .base import GenerationJob, settings_key
+from .base import GenerationJob, Steering, settings_key
 
 log = logging.getLogger("moodgen")
 SETTINGS = (
@@ -66,10 +66,7 @@ def clamp_hook(units: np.ndarray, values: np.ndarray):
     return hook
 
 
-class EvolvedNeurons:
-    def __init__(self, cfg):
-        self.cfg = cfg
-
+class EvolvedNeurons(Steering):
     def settings_key(self, units: np.ndarray, job: GenerationJob) -> str:
         """Genes fit the GA settings, the units and the sampling they were evolved under."""
         return settings_key(self.cfg, SETTINGS, units=units.tolist(), temperature=job.temperature, top_p=job.top_p)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from .base import GenerationJob
+from .base import GenerationJob, Steering
 
 
-class NoSteering:
-    def __init__(self, cfg):
-        self.cfg = cfg
-
+class NoSteering(Steering):
     def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
         return job.sample(n)

@@ -9,13 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MoodgenError
-from .base import GenerationJob
+from .base import GenerationJob, Steering
 
 
-class Rerank:
-    def __init__(self, cfg):
-        self.cfg = cfg
-
+class Rerank(Steering):
     def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
         return keep_best(job, job.sample(n * self.cfg.candidates), mood, n)
 
@@ -25,7 +22,9 @@ def keep_best(job: GenerationJob, pool: list[list[int]], mood: int, n: int) -> l
     if len(pool) == n:
         return pool
     if job.judges.probe is None:
-        raise MoodgenError("ranking candidates needs the model run's mood classifier; use steering=none")
+        raise MoodgenError(
+            "ranking candidates needs the model run's mood classifier: use steering.candidates=1 or steering=none"
+        )
     proba = np.nan_to_num(job.judges.probe_proba(pool)[:, mood], nan=-1.0)  # a silent piece ranks last
     best = np.argsort(-proba, kind="stable")[:n]
     return [pool[i] for i in best]

@@ -1,0 +1,100 @@
+"""Mood -> attributes: what each mood asks of the music, learned from the labelled training phrases.
+
+For every attribute the target bin of a mood is either the bin of the mood's median phrase
+(`target=median`: the typical phrase of the mood) or the bin where the mood is most over-represented
+relative to all phrases among bins holding at least `MIN_SHARE` of the mood's phrases
+(`target=distinctive`: what sets the mood apart). The velocity and register ranges of the mood
+are its phrases' central percentiles. What the data cannot say comes from the mood's file in
+`conf/mood_profile/`: the tempo (VGMIDI writes every labelled phrase at 120 qpm), and any attribute
+value or scale a user sets there, which wins over the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import symusic
+
+from ..errors import MoodgenError
+from ..moods import MOODS
+from . import ATTRIBUTES, measure, to_bins
+from .notes import notes_of
+
+MIN_SHARE = 0.2  # a distinctive bin still holds a fifth of the mood's phrases: typical, not an outlier
+RANGE_PERCENTILES = (10, 90)  # of the notes' velocities and pitches: the mood's central range
+# minor is harmonic minor: the natural minor scale holds the pitch classes of its relative major, so
+# music kept to it may still read as major; the raised seventh is what makes the key minor
+SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 11)}
+
+
+@dataclass
+class MoodTargets:
+    names: list[str]
+    bins: np.ndarray  # [moods, A] target bin of each attribute (-1: not asked for)
+    velocity: np.ndarray  # [moods, 2] velocity range
+    pitch: np.ndarray  # [moods, 2] pitch range
+    scale: list[str]  # per mood: major | minor
+    tempo: np.ndarray  # [moods] qpm
+
+    def describe(self, mood: int) -> dict:
+        """The mood's targets in words, for the sidecars and the log."""
+        return {
+            **{n: int(b) for n, b in zip(self.names, self.bins[mood], strict=True)},
+            "velocity_range": self.velocity[mood].tolist(),
+            "pitch_range": self.pitch[mood].tolist(),
+            "scale": self.scale[mood],
+            "tempo": float(self.tempo[mood]),
+        }
+
+
+def target_bins(bins: np.ndarray, moods: np.ndarray, names: list[str], how: str) -> np.ndarray:
+    """[moods, A] from the phrases' bins [n, A] and moods [n]."""
+    out = np.full((len(MOODS), len(names)), -1, dtype=int)
+    for a, name in enumerate(names):
+        if ATTRIBUTES[name].per_piece:
+            continue
+        size = ATTRIBUTES[name].bins
+        overall = np.bincount(bins[bins[:, a] >= 0, a], minlength=size) / max((bins[:, a] >= 0).sum(), 1)
+        for m in range(len(MOODS)):
+            mine = bins[(moods == m) & (bins[:, a] >= 0), a]
+            if not len(mine):
+                continue
+            share = np.bincount(mine, minlength=size) / len(mine)
+            if how == "median":
+                out[m, a] = int(np.sort(mine)[(len(mine) - 1) // 2])
+            else:
+                lift = np.where(share >= MIN_SHARE, share / np.maximum(overall, 1e-9), -np.inf)
+                out[m, a] = int(lift.argmax())
+    return out
+
+
+def central_range(values: list[np.ndarray]) -> np.ndarray:
+    every = np.concatenate(values) if values else np.zeros(0)
+    if not len(every):
+        return np.array([0, 127])
+    return np.percentile(every, RANGE_PERCENTILES).round().astype(int)
+
+
+def mood_targets(scores: list[symusic.Score], moods: np.ndarray, cfg) -> MoodTargets:
+    """Targets of the four moods from labelled phrases (decoded) and the steering config's moods/names."""
+    names = list(cfg.attributes)
+    values = np.stack([measure(s, names) for s in scores])  # [n, A]
+    bins = target_bins(to_bins(values, names), np.asarray(moods), names, cfg.target)
+    notes = [notes_of(s) for s in scores]
+    velocity, pitch, scale, tempo = [], [], [], []
+    for m, mood in enumerate(MOODS):
+        mine = [notes[i] for i in np.flatnonzero(np.asarray(moods) == m)]
+        if not mine:
+            raise MoodgenError(f"no labelled training phrase of {mood}: its attribute targets cannot be learned")
+        velocity.append(central_range([x.velocity for x in mine]))
+        pitch.append(central_range([x.pitch for x in mine]))
+        own = cfg.moods[mood]
+        contrast = float(np.nanmedian([ATTRIBUTES["mode"].value(x) for x in mine]))
+        scale.append(own.scale or ("major" if contrast >= 0 else "minor"))
+        tempo.append(float(own.tempo))
+        for name, value in (own.attributes or {}).items():
+            if name not in names:
+                raise MoodgenError(f"conf/mood_profile/{mood}.yaml sets {name!r}: use one of {', '.join(names)}")
+            bins[m, names.index(name)] = ATTRIBUTES[name].bin(float(value))
+    return MoodTargets(names, bins, np.stack(velocity), np.stack(pitch), scale, np.array(tempo))

@@ -1,0 +1,273 @@
+"""`steering=attributes`: the LM fine-tuned to follow musical attributes, asked for a mood's attributes.
+
+Self-supervised: every bar-aligned chunk of every LM training piece (and every labelled training
+phrase) is measured (`moodgen.attributes`) and the LM learns to continue it given its own
+attribute bins, each added to every input step as a learned vector (as `steering=conditioned`'s
+mood vector). No mood label or probe is involved, so all the unlabelled music teaches it. During
+fine-tuning each attribute is dropped (its vector left out) with `attribute_dropout` and all of
+them with `condition_dropout`, so the same LM also models music with no condition: sampling mixes
+the two by classifier-free guidance, logits_uncond + guidance * (logits_cond - logits_uncond).
+
+At sampling, a mood asks for its targets (`moodgen.attributes.targets`, learned from the labelled
+training phrases and `conf/mood_profile/<mood>.yaml`), each piece gets a tonic of its own from the piece's
+sampling stream, the constraints in `constraints.py` keep the tokens in the key and the mood's
+ranges, and the piece is written at the mood's tempo. The fine-tuned weights are this method's
+checkpoint, `steering/attributes.pt`, kept with the model run.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler
+
+from ..attributes import ATTRIBUTES, check_names, measure, to_bins
+from ..attributes.targets import MoodTargets, mood_targets
+from ..errors import MoodgenError
+from ..models.module import quiet_trainer
+from ..moods import MOODS
+from ..tokenizers import bos_id
+from .base import GenerationJob, Steering, cached_finetune, plain_settings, settings_key
+from .conditioned import IGNORE, chunks
+from .constraints import Constraints
+from .rerank import keep_best
+
+log = logging.getLogger("moodgen")
+CHECKPOINT = "attributes.pt"
+SETTINGS = (
+    "attributes",
+    "chunk_tokens",
+    "max_chunks",
+    "steps",
+    "batch_size",
+    "lr",
+    "mood_lr",
+    "attribute_dropout",
+    "condition_dropout",
+    "seed",
+)
+DESIGN = "attribute vectors at every step; bar-aligned chunks; edges v1"  # in the cache key: a new design refits
+BASE_QPM = 120.0  # the tempo every decoded piece has (the tokenizer writes no tempo)
+
+
+class AttributeLM(nn.Module):
+    """The LM with the sum of one learned vector per attribute added to every input step.
+
+    `condition` [B, A] holds bin + 1 per attribute; 0 is "not given" (a fixed zero vector), so a
+    row of zeros is the unconditioned LM.
+    """
+
+    def __init__(self, net: nn.Module, sizes: list[int]):
+        super().__init__()
+        self.net = copy.deepcopy(net)
+        dim = net.embedding.embedding_dim
+        self.attributes = nn.ModuleList(nn.Embedding(size + 1, dim, padding_idx=0) for size in sizes)
+        for table in self.attributes:
+            nn.init.zeros_(table.weight)  # starts as the unconditioned LM
+
+    def forward(self, tokens: torch.Tensor, state, condition: torch.Tensor):
+        vector = sum(table(condition[:, a]) for a, table in enumerate(self.attributes))  # [B, E]
+        return self.net(tokens, state, condition=vector)  # logits [B, T, V], state
+
+
+class Guided(nn.Module):
+    """What the sampler calls: the AttributeLM with fixed conditions per row, guidance and constraints.
+
+    guidance 1 is the conditioned LM, 0 the unconditioned one, > 1 pushes further from it; the
+    two are run as one batch of 2n rows only when both are needed.
+    """
+
+    def __init__(self, model: AttributeLM, condition: torch.Tensor, guidance: float, constraints=None):
+        super().__init__()
+        self.model, self.guidance, self.constraints = model, guidance, constraints
+        self.register_buffer("condition", condition)  # [n, A]
+        self.eval()  # a sampling wrapper: never dropout
+
+    def forward(self, tokens: torch.Tensor, state=None):
+        n = tokens.shape[0]
+        if self.guidance == 1.0:
+            logits, state = self.model(tokens, state, self.condition)
+        elif self.guidance == 0.0:
+            logits, state = self.model(tokens, state, torch.zeros_like(self.condition))
+        else:
+            both = torch.cat([self.condition, torch.zeros_like(self.condition)])  # [2n, A]
+            logits, state = self.model(torch.cat([tokens, tokens]), state, both)
+            cond, uncond = logits[:n], logits[n:]
+            logits = uncond + self.guidance * (cond - uncond)
+        if self.constraints is not None:
+            logits = logits.clone()
+            logits[:, -1] = self.constraints(tokens[:, -1], logits[:, -1])
+        return logits, state
+
+
+class AttributeBatches:
+    """(ids, condition) pairs -> right-padded inputs [B, T], targets [B, T], conditions [B, A],
+    with attributes dropped at random (condition dropout) so guidance has an unconditioned LM."""
+
+    def __init__(self, bos: int, attribute_dropout: float, condition_dropout: float, generator: torch.Generator):
+        self.bos, self.generator = bos, generator
+        self.attribute_dropout, self.condition_dropout = attribute_dropout, condition_dropout
+
+    def __call__(self, batch):
+        sequences = [torch.as_tensor([self.bos, *ids.tolist()], dtype=torch.long) for ids, _ in batch]
+        inputs = nn.utils.rnn.pad_sequence([s[:-1] for s in sequences], batch_first=True)
+        targets = nn.utils.rnn.pad_sequence([s[1:] for s in sequences], batch_first=True, padding_value=IGNORE)
+        condition = torch.as_tensor(np.stack([c for _, c in batch]), dtype=torch.long)  # [B, A]
+        keep = torch.rand(condition.shape, generator=self.generator) >= self.attribute_dropout
+        keep &= torch.rand(condition.shape[0], 1, generator=self.generator) >= self.condition_dropout
+        return inputs, targets, condition * keep
+
+
+class AttributeFinetune(pl.LightningModule):
+    def __init__(self, net: AttributeLM, lr: float, attribute_lr: float):
+        super().__init__()
+        self.net, self.lr, self.attribute_lr = net, lr, attribute_lr
+
+    def training_step(self, batch, batch_idx):
+        inputs, targets, condition = batch  # [B, T], [B, T], [B, A]
+        logits, _ = self.net(inputs, None, condition)  # [B, T, V]
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE)
+        self.log("steer/attributes_loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self):
+        # the attribute vectors start at zero and must grow within a short fine-tune: their own rate
+        return torch.optim.AdamW(
+            [
+                {"params": self.net.net.parameters(), "lr": self.lr},
+                {"params": self.net.attributes.parameters(), "lr": self.attribute_lr, "weight_decay": 0.0},
+            ]
+        )
+
+
+def conditions(tokenizer, sequences: list[np.ndarray], names: list[str]) -> np.ndarray:
+    """[n, A] bin + 1 of each sequence's own attributes (0 where unmeasurable)."""
+    values = np.stack([measure(tokenizer.decode([s.tolist()]), names) for s in sequences])
+    return to_bins(values, names) + 1
+
+
+def check_options(cfg) -> None:
+    """Every option of steering=attributes, checked before any work: one line naming the fix."""
+    bad = []
+    if cfg.scale not in ("mask", "bias", "off"):
+        bad.append(f"steering.scale={cfg.scale} (use mask, bias or off)")
+    if cfg.target not in ("median", "distinctive"):
+        bad.append(f"steering.target={cfg.target} (use median or distinctive)")
+    if not cfg.guidance >= 0:
+        bad.append(f"steering.guidance={cfg.guidance} (use >= 0)")
+    for key in ("attribute_dropout", "condition_dropout"):
+        if not 0 <= cfg[key] < 1:
+            bad.append(f"steering.{key}={cfg[key]} (use 0 <= value < 1)")
+    for key in ("steps", "batch_size", "chunk_tokens", "candidates"):
+        if cfg[key] < 1:
+            bad.append(f"steering.{key}={cfg[key]} (use >= 1)")
+    if cfg.max_chord < 0:
+        bad.append(f"steering.max_chord={cfg.max_chord} (use >= 0; 0 is no limit)")
+    missing = [m for m in MOODS if m not in cfg.moods]
+    if missing:
+        bad.append(f"steering.moods lacks {', '.join(missing)} (conf/mood_profile/<mood>.yaml)")
+    for mood, own in cfg.moods.items():
+        if own.guidance is not None and not own.guidance >= 0:
+            bad.append(f"steering.moods.{mood}.guidance={own.guidance} (use >= 0, or null for steering.guidance)")
+        if own.scale not in (None, "major", "minor") or not own.tempo > 0:
+            bad.append(
+                f"conf/mood_profile/{mood}.yaml: scale={own.scale}, tempo={own.tempo} (major, minor or null; > 0)"
+            )
+    if bad:
+        raise MoodgenError("steering=attributes: " + "; ".join(bad))
+    check_names(cfg.attributes)
+
+
+class AttributeSteering(Steering):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        check_options(cfg)
+        self.names = list(cfg.attributes)
+        self.targets: MoodTargets | None = None
+        self.net: AttributeLM | None = None
+
+    def settings_key(self) -> str:
+        return settings_key(self.cfg, SETTINGS, design=DESIGN)
+
+    def attribute_net(self, job: GenerationJob) -> AttributeLM:
+        """From the model run's checkpoint, else fine-tuned now (and cached there); once per steering."""
+        if self.net is not None:
+            return self.net
+        self.net = self.load_or_finetune(job)
+        return self.net
+
+    def load_or_finetune(self, job: GenerationJob) -> AttributeLM:
+        net = AttributeLM(job.net, [ATTRIBUTES[n].bins for n in self.names])
+        path = job.cache_dir / CHECKPOINT if job.cache_dir else None
+        return cached_finetune(net, path, self.settings_key(), lambda: self.finetune(job, net))
+
+    def data(self, job: GenerationJob):
+        if job.conditioning is None:
+            raise MoodgenError(
+                "steering=attributes needs VGMIDI's labelled training phrases (a model run with data=vgmidi); "
+                "use steering=none"
+            )
+        return job.conditioning()
+
+    def finetune(self, job: GenerationJob, net: AttributeLM) -> dict:
+        cfg, start = self.cfg, time.perf_counter()
+        data = self.data(job)
+        rng = np.random.default_rng(cfg.seed)  # fixed, not the pieces' seed: one cached model per setting
+        bar = job.tokenizer.vocab.get("Bar_None")
+        sequences = chunks(data.pieces, cfg.chunk_tokens, cfg.max_chunks, rng, bar)
+        sequences += [p[: cfg.chunk_tokens] for p in data.phrases]
+        items = list(zip(sequences, conditions(job.tokenizer, sequences, self.names), strict=True))
+        generator = torch.Generator().manual_seed(cfg.seed)
+        batches = AttributeBatches(bos_id(job.tokenizer), cfg.attribute_dropout, cfg.condition_dropout, generator)
+        sampler = RandomSampler(items, replacement=True, num_samples=cfg.steps * cfg.batch_size, generator=generator)
+        loader = DataLoader(items, batch_size=cfg.batch_size, sampler=sampler, collate_fn=batches)
+        trainer = quiet_trainer(max_epochs=1)
+        trainer.fit(AttributeFinetune(net.train(), cfg.lr, cfg.mood_lr), train_dataloaders=loader)
+        seconds = time.perf_counter() - start
+        loss = float(trainer.callback_metrics.get("steer/attributes_loss", float("nan")))
+        log.info(
+            "attribute LM fine-tuned on %d sequences: %d steps in %.1f s, last loss %.3f",
+            len(items),
+            cfg.steps,
+            seconds,
+            loss,
+        )
+        return {"settings": plain_settings(self.cfg, SETTINGS), "sequences": len(items), "seconds": round(seconds, 1)}
+
+    def mood_targets(self, job: GenerationJob) -> MoodTargets:
+        if self.targets is None:
+            data = self.data(job)
+            scores = [job.tokenizer.decode([p.tolist()]) for p in data.phrases]
+            self.targets = mood_targets(scores, data.moods, self.cfg)
+            for m, mood in enumerate(MOODS):
+                log.info("attributes asked of %s: %s", mood, self.targets.describe(m))
+        return self.targets
+
+    def qpm(self, mood: int, job: GenerationJob) -> float:
+        """The tempo the mood's pieces are written at (120, the data's, with tempo=false)."""
+        return float(self.mood_targets(job).tempo[mood]) if self.cfg.tempo else BASE_QPM
+
+    def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
+        cfg, targets = self.cfg, self.mood_targets(job)
+        rows = n * cfg.candidates
+        tonic = torch.randint(12, (rows,), generator=job.generator).numpy()  # each piece its own key
+        condition = np.repeat(targets.bins[mood][None] + 1, rows, axis=0)  # [rows, A]
+        for a, name in enumerate(self.names):
+            if ATTRIBUTES[name].per_piece:  # the tonic: the key each piece was given
+                condition[:, a] = ATTRIBUTES[name].bin(0.0) + tonic + 1
+        own = cfg.moods[MOODS[mood]]  # the mood's file may set its own guidance and tonic bias
+        guidance = cfg.guidance if own.guidance is None else own.guidance
+        constraints = Constraints(job.tokenizer.vocab, job.net.head.out_features, cfg)
+        constraints.start(tonic, targets.scale[mood], targets.velocity[mood], targets.pitch[mood], own.tonic_bias)
+        guided = Guided(self.attribute_net(job), torch.as_tensor(condition), guidance, constraints)
+        # sampled at the data's 120 qpm for as many beats as the piece needs at the mood's tempo
+        seconds = job.duration * self.qpm(mood, job) / BASE_QPM
+        pool = job.sample(rows, seconds=seconds, net=guided)
+        return keep_best(job, pool, mood, n)  # candidates > 1: the probe keeps the best n

@@ -1,0 +1,89 @@
+"""Constrained decoding: token masks that keep sampled music inside what a mood asks for.
+
+Each constraint is a switch of `steering=attributes` so its effect can be measured alone:
+- scale: pitches outside the piece's key (tonic + the mood's major/minor scale) are masked
+  (`scale=mask`) or pushed down by `scale_bias` logits (`scale=bias`);
+- velocity_range / register_range: velocity and pitch tokens outside the mood's central range
+  (its labelled phrases' 10th-90th percentiles) are masked;
+- max_chord: at most this many pitches at one position (0: no limit);
+- tonic_bias: logits added to the pitches of the key's tonic triad, so the key is heard as the
+  mood's (a natural minor scale holds the same pitch classes as its relative major: what tells
+  them apart is which notes the music leans on).
+Works on any tokenizer whose tokens are named Pitch_<p> / NoteOn_<p>, Velocity_<v>, and
+Bar / Position / TimeShift for the moves in time that start a new onset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..attributes.targets import SCALES
+
+TIME_MOVES = ("Bar_", "Position_", "TimeShift_")
+
+
+def token_values(vocab: dict[str, int], prefixes: tuple[str, ...]) -> dict[int, int]:
+    """{token id: its number} for tokens like Pitch_60 (the number after the prefix)."""
+    out = {}
+    for name, token in vocab.items():
+        for prefix in prefixes:
+            if name.startswith(prefix) and name[len(prefix) :].isdigit():
+                out[token] = int(name[len(prefix) :])
+    return out
+
+
+class Constraints:
+    """Additive logit masks [n, V] for n rows, each with its own key and ranges; tracks chord sizes."""
+
+    def __init__(self, vocab: dict[str, int], size: int, cfg):
+        self.size, self.cfg = size, cfg
+        self.pitch = token_values(vocab, ("Pitch_", "NoteOn_"))
+        self.velocity = token_values(vocab, ("Velocity_",))
+        self.pitch_ids = torch.tensor(sorted(self.pitch), dtype=torch.long)
+        self.moves = torch.zeros(size, dtype=torch.bool)
+        self.moves[[t for name, t in vocab.items() if name.startswith(TIME_MOVES)]] = True
+        self.is_pitch = torch.zeros(size, dtype=torch.bool)
+        self.is_pitch[self.pitch_ids] = True
+        self.base: torch.Tensor | None = None
+        self.chord: torch.Tensor | None = None
+
+    def start(
+        self, tonic: np.ndarray, scale: str, velocity: np.ndarray, pitch: np.ndarray, tonic_bias: float | None = None
+    ) -> None:
+        """The fixed part of the mask for rows with these tonics, the mood's scale, ranges and tonic
+        bias (None: the config's)."""
+        n, cfg = len(tonic), self.cfg
+        tonic_bias = cfg.tonic_bias if tonic_bias is None else tonic_bias
+        base = torch.zeros(n, self.size)
+        ids = np.array(sorted(self.pitch))
+        values = np.array([self.pitch[t] for t in ids])
+        if cfg.scale != "off":
+            degrees = (values[None] - np.asarray(tonic)[:, None]) % 12  # [n, pitches]
+            outside = torch.as_tensor(~np.isin(degrees, SCALES[scale]))
+            penalty = float("-inf") if cfg.scale == "mask" else -float(cfg.scale_bias)
+            base[:, ids] = torch.where(outside, penalty, 0.0)
+        if tonic_bias:
+            triad = (0, 3 if scale == "minor" else 4, 7)
+            degrees = (values[None] - np.asarray(tonic)[:, None]) % 12
+            base[:, ids] += torch.as_tensor(np.isin(degrees, triad), dtype=torch.float) * float(tonic_bias)
+        if cfg.register_range:
+            base[:, ids[(values < pitch[0]) | (values > pitch[1])]] = float("-inf")
+        if cfg.velocity_range and self.velocity:
+            vids = np.array(sorted(self.velocity))
+            vvalues = np.array([self.velocity[t] for t in vids])
+            inside = (vvalues >= velocity[0]) & (vvalues <= velocity[1])
+            if not inside.any():  # a range between two velocity steps: keep the nearest step
+                inside = np.abs(vvalues - velocity.mean()) == np.abs(vvalues - velocity.mean()).min()
+            base[:, vids[~inside]] = float("-inf")
+        self.base, self.chord = base, torch.zeros(n, dtype=torch.long)
+
+    def __call__(self, fed: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Logits [n, V] for the next token, given the token just fed [n]."""
+        fed = fed.cpu()
+        self.chord = torch.where(self.moves[fed], 0, self.chord + self.is_pitch[fed].long())
+        mask = self.base.clone()
+        if self.cfg.max_chord > 0:
+            full = self.chord >= self.cfg.max_chord
+            mask[full[:, None] & self.is_pitch[None]] = float("-inf")
+        return logits + mask.to(logits.device)

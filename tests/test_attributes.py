@@ -1,0 +1,297 @@
+"""Musical attributes, mood targets, constrained decoding, guidance and tempo: each control does what it claims."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import symusic
+import torch
+from omegaconf import OmegaConf
+
+from moodgen.attributes import ATTRIBUTES, check_names, measure, to_bins
+from moodgen.attributes.notes import notes_of
+from moodgen.attributes.targets import SCALES, mood_targets, target_bins
+from moodgen.config import MoodConfig, SteeringConfig
+from moodgen.errors import MoodgenError
+from moodgen.generation.pieces import to_score
+from moodgen.generation.sampler import sample
+from moodgen.models.lstm import LanguageModel
+from moodgen.steering.attributes import AttributeLM, Guided, check_options
+from moodgen.steering.constraints import Constraints, token_values
+from moodgen.tokenizers import build_tokenizer
+
+
+def score_of(notes: list[tuple[float, float, int, int]], tpq: int = 480) -> symusic.Score:
+    """(onset beats, duration beats, pitch, velocity) -> a one-track score."""
+    score = symusic.Score(tpq)
+    track = symusic.Track(name="piano", program=0, is_drum=False)
+    for onset, duration, pitch, velocity in notes:
+        track.notes.append(symusic.Note(int(onset * tpq), int(duration * tpq), pitch, velocity))
+    score.tracks.append(track)
+    return score
+
+
+C_MAJOR_SCALE = [(i, 1, p, 64) for i, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72] * 2)]
+# C minor triads, half a beat long every beat: chords, detached
+C_MINOR_CHORDS = [(i, 0.5, p, 100) for i in range(8) for p in (48 + 12 * (i % 2), 51 + 12 * (i % 2), 55)]
+
+
+def values(score) -> dict[str, float]:
+    return dict(zip(ATTRIBUTES, measure(score, list(ATTRIBUTES)), strict=True))
+
+
+def test_attributes_of_a_major_scale_in_quarter_notes():
+    got = values(score_of(C_MAJOR_SCALE))
+    assert got["density"] == pytest.approx(1.0)  # 16 notes in 16 beats
+    assert got["velocity"] == 64
+    assert got["register"] == pytest.approx(np.mean([60, 62, 64, 65, 67, 69, 71, 72]))
+    assert got["spread"] == pytest.approx(np.std([60, 62, 64, 65, 67, 69, 71, 72]))
+    assert got["mode"] > 0.1 and got["tonic"] == 0  # C major
+    assert got["polyphony"] == 1.0
+    assert got["articulation"] == pytest.approx(1.0)  # each note held to the next
+
+
+def test_attributes_of_detached_minor_chords():
+    got = values(score_of(C_MINOR_CHORDS))
+    assert got["density"] == pytest.approx(24 / 7.5)  # 24 notes; the last ends at beat 7.5
+    assert got["velocity"] == 100
+    assert got["mode"] < -0.1 and got["tonic"] == 0  # C minor
+    assert got["polyphony"] == 3.0
+    assert got["articulation"] == pytest.approx(0.5)  # half-beat notes, a beat apart
+
+
+def test_attributes_are_measured_in_beats_so_tempo_leaves_them_alone():
+    slow = score_of(C_MAJOR_SCALE)
+    fast = score_of(C_MAJOR_SCALE)
+    fast.tempos = [symusic.Tempo(0, 180.0)]
+    assert values(slow) == values(fast)
+
+
+def test_bins_put_a_value_on_an_edge_in_the_upper_bin_and_unmeasured_at_minus_one():
+    density = ATTRIBUTES["density"]
+    assert [density.bin(v) for v in (0.0, density.edges[0], density.edges[-1] + 1, float("nan"))] == [0, 1, 4, -1]
+    assert to_bins(np.array([[density.edges[1], np.nan]]), ["density", "velocity"]).tolist() == [[2, -1]]
+    empty = measure(symusic.Score(480), ["density", "mode"])
+    assert np.isnan(empty).all()
+
+
+def test_unknown_or_repeated_attribute_names_are_one_clear_error():
+    with pytest.raises(MoodgenError, match="velocity"):
+        check_names(["velocity", "velocity"])
+    with pytest.raises(MoodgenError, match="density"):
+        check_names(["loudness"])
+
+
+def test_targets_median_is_the_typical_phrase_distinctive_is_what_sets_the_mood_apart():
+    # velocity bins of 8 phrases: mood 0 mostly bin 2 like everyone, but bin 0 only occurs in mood 0
+    bins = np.array([[2], [2], [2], [0], [0], [2], [2], [3]])
+    moods = np.array([0, 0, 0, 0, 0, 1, 2, 3])
+    median = target_bins(bins, moods, ["velocity"], "median")
+    distinctive = target_bins(bins, moods, ["velocity"], "distinctive")
+    assert median[:, 0].tolist() == [2, 2, 2, 3]
+    assert distinctive[0, 0] == 0 and distinctive[3, 0] == 3
+
+
+def steering_cfg(**options):
+    cfg = OmegaConf.structured(SteeringConfig)
+    moods = {m: OmegaConf.structured(MoodConfig(tempo=t)) for m, t in zip(MOODS, (60, 80, 150, 140), strict=True)}
+    defaults = {"name": "attributes", "attributes": list(ATTRIBUTES), "moods": moods}
+    return OmegaConf.merge(cfg, defaults, options)
+
+
+MOODS = ("depressed", "calm", "angry", "happy")
+
+
+def test_mood_targets_come_from_the_phrases_and_the_mood_files_override_them():
+    quiet, loud = score_of([(i, 1, 60 + i % 5, 40) for i in range(8)]), score_of(C_MINOR_CHORDS)
+    scores, moods = [quiet, quiet, loud, loud, quiet, loud], np.array([0, 0, 2, 2, 1, 3])
+    cfg = steering_cfg(moods={"happy": {"attributes": {"velocity": 30}, "scale": "major"}})
+    targets = mood_targets(scores, moods, cfg)
+    velocity = list(ATTRIBUTES).index("velocity")
+    assert targets.bins[0, velocity] == 0 and targets.bins[2, velocity] == ATTRIBUTES["velocity"].bin(100)
+    assert targets.bins[3, velocity] == 0  # the override, although its phrases are loud
+    assert targets.scale[2] == "minor" and targets.scale[3] == "major"  # data, then the override
+    assert targets.tempo.tolist() == [60, 80, 150, 140]
+    assert targets.bins[:, list(ATTRIBUTES).index("tonic")].tolist() == [-1] * 4  # drawn per piece
+    assert targets.velocity[2].tolist() == [100, 100]
+
+
+def test_bad_attribute_options_are_one_line_naming_the_fix():
+    with pytest.raises(MoodgenError, match=r"steering\.scale=loud \(use mask, bias or off\)"):
+        check_options(steering_cfg(scale="loud"))
+    with pytest.raises(MoodgenError, match="guidance"):
+        check_options(steering_cfg(guidance=-1.0))
+    check_options(steering_cfg())
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from moodgen.config import TokenizerConfig
+
+    return build_tokenizer(OmegaConf.merge(OmegaConf.structured(TokenizerConfig), {"name": "remi"}))
+
+
+@pytest.fixture(scope="module")
+def attribute_lm(tokenizer):
+    torch.manual_seed(0)
+    net = LanguageModel(len(tokenizer.vocab), embedding_dim=16, hidden_size=32, num_layers=1)
+    model = AttributeLM(net, [ATTRIBUTES[n].bins for n in ATTRIBUTES])
+    for table in model.attributes:  # as if fine-tuned: conditions change the logits
+        torch.nn.init.normal_(table.weight, std=1.0)
+    return model
+
+
+def sampled(model, condition, guidance, constraints=None, n=4, tokens=300, seed=0):
+    guided = Guided(model, condition, guidance, constraints)
+    return sample(guided, n, tokens, 1, 2, generator=torch.Generator().manual_seed(seed))
+
+
+def condition_rows(n: int) -> torch.Tensor:
+    return torch.tensor([[b + 1 for b in (3, 4, 0, 2, 1, 5, 2, 1)]] * n)
+
+
+def test_guidance_zero_is_the_unconditioned_lm_one_the_conditioned(attribute_lm):
+    rows = condition_rows(4)
+    unconditioned = sampled(attribute_lm, torch.zeros_like(rows), 1.0)
+    assert sampled(attribute_lm, rows, 0.0) == unconditioned
+    assert sampled(attribute_lm, rows, 1.0) != unconditioned
+
+
+def test_guidance_mixes_conditioned_and_unconditioned_logits(attribute_lm):
+    rows, tokens = condition_rows(2), torch.tensor([[1, 40, 100], [1, 7, 9]])
+    attribute_lm.eval()
+    cond, _ = attribute_lm(tokens, None, rows)
+    uncond, _ = attribute_lm(tokens, None, torch.zeros_like(rows))
+    got, _ = Guided(attribute_lm, rows, 2.5)(tokens)
+    torch.testing.assert_close(got, uncond + 2.5 * (cond - uncond), atol=1e-5, rtol=1e-5)
+
+
+def constraint_cfg(**options):
+    defaults = {"scale": "mask", "scale_bias": 4.0, "velocity_range": False, "register_range": False, "max_chord": 0}
+    defaults["tonic_bias"] = 0.0
+    return SimpleNamespace(**(defaults | options))
+
+
+class GrammarLM(torch.nn.Module):
+    """Uniform over the REMI tokens that may come next: Bar, later Position, Pitch, Velocity, Duration.
+
+    A stand-in for a trained LM that always writes valid notes, so what the constraints leave is seen.
+    State per row: the last token's kind and the position within the bar.
+    """
+
+    def __init__(self, vocab: dict[str, int]):
+        super().__init__()
+        self.size = len(vocab)
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # the sampler asks for a device
+        kinds = ("Bar_", "Position_", "Pitch_", "Velocity_", "Duration_")
+        self.kind = torch.full((self.size,), -1)
+        self.position = torch.full((self.size,), -1)
+        for name, token in vocab.items():
+            for k, prefix in enumerate(kinds):
+                if name.startswith(prefix):
+                    self.kind[token] = k
+            if name.startswith("Position_"):
+                self.position[token] = int(name.split("_")[1])
+
+    def allowed(self, kind: int, position: int) -> torch.Tensor:
+        later = (self.kind == 1) & (self.position > position)
+        rules = {-1: self.kind == 0, 0: self.kind == 1, 1: self.kind == 2, 2: self.kind == 3, 3: self.kind == 4}
+        if kind in rules:
+            return rules[kind]
+        return (self.kind == 2) | later | ((self.kind == 0) if not later.any() else torch.zeros_like(later))
+
+    def forward(self, tokens, state=None, condition=None):
+        kinds, positions = state if state is not None else (None, None)
+        logits = torch.full((tokens.shape[0], tokens.shape[1], self.size), float("-inf"))
+        for t in range(tokens.shape[1]):
+            fed = tokens[:, t]
+            kinds = self.kind[fed]
+            previous = positions if positions is not None else torch.full_like(fed, -1)
+            positions = torch.where(kinds == 1, self.position[fed], torch.where(kinds == 0, -1, previous))
+            for row in range(len(fed)):
+                logits[row, t, self.allowed(int(kinds[row]), int(positions[row]))] = 0.0
+        return logits, (kinds, positions)
+
+
+@pytest.fixture(scope="module")
+def grammar_lm(tokenizer):
+    return GrammarLM(tokenizer.vocab)
+
+
+def pitches_velocities(tokenizer, sequences):
+    notes = [notes_of(tokenizer.decode([ids])) for ids in sequences]
+    return np.concatenate([x.pitch for x in notes]), np.concatenate([x.velocity for x in notes]), notes
+
+
+def constrained(tokenizer, model, cfg, tonic, scale="minor", velocity=(0, 127), pitch=(0, 127)):
+    constraints = Constraints(tokenizer.vocab, len(tokenizer.vocab), cfg)
+    constraints.start(np.array(tonic), scale, np.array(velocity), np.array(pitch))
+    return sampled(model, condition_rows(len(tonic)), 1.0, constraints, n=len(tonic), tokens=200)
+
+
+def test_scale_mask_leaves_no_pitch_outside_each_pieces_key(tokenizer, grammar_lm):
+    free = pitches_velocities(tokenizer, constrained(tokenizer, grammar_lm, constraint_cfg(scale="off"), [2, 9]))[0]
+    assert not np.isin(free % 12, SCALES["minor"]).all()  # unconstrained, this LM leaves the scale
+    sequences = constrained(tokenizer, grammar_lm, constraint_cfg(), tonic=[2, 9])
+    for ids, tonic in zip(sequences, [2, 9], strict=True):
+        pitch = notes_of(tokenizer.decode([ids])).pitch
+        assert len(pitch) > 5 and np.isin((pitch - tonic) % 12, SCALES["minor"]).all()
+
+
+def test_register_and_velocity_ranges_hold(tokenizer, grammar_lm):
+    cfg = constraint_cfg(scale="off", register_range=True, velocity_range=True)
+    sequences = constrained(tokenizer, grammar_lm, cfg, tonic=[0, 0], velocity=(60, 90), pitch=(55, 70))
+    free = pitches_velocities(tokenizer, constrained(tokenizer, grammar_lm, constraint_cfg(scale="off"), [0, 0]))
+    assert free[0].min() < 55 and free[1].max() > 90  # without the ranges, the LM leaves them
+    pitch, velocity, _ = pitches_velocities(tokenizer, sequences)
+    assert len(pitch) > 5 and pitch.min() >= 55 and pitch.max() <= 70
+    assert velocity.min() >= 60 and velocity.max() <= 90
+
+
+def test_max_chord_limits_the_pitches_at_one_position(tokenizer, grammar_lm):
+    def chord_sizes(sequences):
+        notes = [notes_of(tokenizer.decode([ids])) for ids in sequences]
+        return np.concatenate([np.unique(x.onset, return_counts=True)[1] for x in notes])
+
+    free = chord_sizes(constrained(tokenizer, grammar_lm, constraint_cfg(scale="off"), tonic=[0, 0]))
+    assert free.max() > 2
+    limited = chord_sizes(constrained(tokenizer, grammar_lm, constraint_cfg(scale="off", max_chord=2), tonic=[0, 0]))
+    assert limited.max() <= 2
+
+
+def test_token_values_reads_the_numbers_of_named_tokens(tokenizer):
+    pitches = token_values(tokenizer.vocab, ("Pitch_",))
+    assert sorted(pitches.values())[:2] == [21, 22] and tokenizer.vocab["Pitch_60"] in pitches
+
+
+def test_tempo_is_the_files_tempo_and_the_cut_is_in_its_seconds(tokenizer, tmp_path):
+    ids = tokenizer.encode(score_of(C_MAJOR_SCALE))[0].ids
+    score = to_score(tokenizer, ids, 4.0, qpm=60.0)  # 4 s at 60 qpm: 4 beats
+    path = tmp_path / "piece.mid"
+    score.dump_midi(str(path))
+    again = symusic.Score(str(path))
+    assert [t.qpm for t in again.tempos][:1] == [pytest.approx(60.0)]
+    assert float(again.to("second").end()) == pytest.approx(4.0, abs=0.05)
+    assert len(notes_of(again)) == 4
+
+
+def test_tonic_bias_makes_the_tonic_triad_more_frequent(tokenizer, grammar_lm):
+    def triad_share(bias: float) -> float:
+        pitch = pitches_velocities(
+            tokenizer, constrained(tokenizer, grammar_lm, constraint_cfg(tonic_bias=bias), [4, 4])
+        )[0]
+        return float(np.isin((pitch - 4) % 12, (0, 3, 7)).mean())
+
+    assert triad_share(3.0) > triad_share(0.0) + 0.2
+
+
+def test_a_moods_own_tonic_bias_wins_over_the_steerings(tokenizer):
+    constraints = Constraints(tokenizer.vocab, len(tokenizer.vocab), constraint_cfg(scale="off", tonic_bias=0.0))
+    constraints.start(np.array([0]), "major", np.array([0, 127]), np.array([0, 127]), tonic_bias=3.0)
+    c_major_triad = [tokenizer.vocab[f"Pitch_{p}"] for p in (60, 64, 67)]
+    assert constraints.base[0, c_major_triad].tolist() == [3.0, 3.0, 3.0]
+    assert constraints.base[0, tokenizer.vocab["Pitch_62"]] == 0.0
+    with pytest.raises(MoodgenError, match=r"steering\.moods\.calm\.guidance"):
+        check_options(steering_cfg(moods={"calm": {"guidance": -2.0}}))
