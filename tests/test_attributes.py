@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,7 +13,7 @@ from omegaconf import OmegaConf
 
 from moodgen.attributes import ATTRIBUTES, check_names, measure, to_bins
 from moodgen.attributes.notes import notes_of
-from moodgen.attributes.targets import SCALES, mood_targets, target_bins
+from moodgen.attributes.targets import SCALES, PhraseSummary, mood_targets, phrase_summary, target_bins
 from moodgen.config import MoodConfig, SteeringConfig
 from moodgen.errors import MoodgenError
 from moodgen.generation.pieces import to_score
@@ -108,7 +109,7 @@ def test_mood_targets_come_from_the_phrases_and_the_mood_files_override_them():
     quiet, loud = score_of([(i, 1, 60 + i % 5, 40) for i in range(8)]), score_of(C_MINOR_CHORDS)
     scores, moods = [quiet, quiet, loud, loud, quiet, loud], np.array([0, 0, 2, 2, 1, 3])
     cfg = steering_cfg(moods={"happy": {"attributes": {"velocity": 30}, "scale": "major"}})
-    targets = mood_targets(scores, moods, cfg)
+    targets = mood_targets(phrase_summary(scores, moods), cfg)
     velocity = list(ATTRIBUTES).index("velocity")
     assert targets.bins[0, velocity] == 0 and targets.bins[2, velocity] == ATTRIBUTES["velocity"].bin(100)
     assert targets.bins[3, velocity] == 0  # the override, although its phrases are loud
@@ -116,6 +117,17 @@ def test_mood_targets_come_from_the_phrases_and_the_mood_files_override_them():
     assert targets.tempo.tolist() == [60, 80, 150, 140]
     assert targets.bins[:, list(ATTRIBUTES).index("tonic")].tolist() == [-1] * 4  # drawn per piece
     assert targets.velocity[2].tolist() == [100, 100]
+
+
+def test_the_phrase_summary_round_trips_through_json_with_unmeasured_values():
+    scores = [score_of(C_MAJOR_SCALE), symusic.Score(480), score_of(C_MINOR_CHORDS), score_of(C_MAJOR_SCALE)]
+    scores.append(score_of(C_MINOR_CHORDS))
+    summary = phrase_summary(scores, np.array([0, 0, 1, 2, 3]))
+    again = PhraseSummary.from_json(json.loads(json.dumps(summary.to_json())))
+    np.testing.assert_array_equal(again.values, summary.values)  # the silent phrase's NaNs too
+    assert np.isnan(again.values[1]).all() and again.moods.tolist() == [0, 0, 1, 2, 3]
+    cfg = steering_cfg()
+    assert (mood_targets(again, cfg).bins == mood_targets(summary, cfg).bins).all()
 
 
 def test_bad_attribute_options_are_one_line_naming_the_fix():

@@ -17,6 +17,7 @@ from moodgen.generation.bundle import from_run
 from moodgen.generation.render import note_count
 from moodgen.moods import MOODS
 from moodgen.steering import STEERING
+from moodgen.steering.attributes import AttributeSteering
 from moodgen.steering.base import GenerationJob
 from moodgen.steering.conditioned import MoodConditioned, MoodConditionedLM, SequenceBatches, chunk_starts, chunks
 from moodgen.steering.neurons import clamp_hook, neuron_set
@@ -293,6 +294,10 @@ def test_attribute_lm_is_cached_and_pieces_carry_the_moods_tempo(model_store, tm
         assert score.tempos[0].qpm == pytest.approx(133.0)
         assert float(score.to("second").end()) <= 4.0 + 1e-6  # the length is in the mood's tempo
         assert json.loads(path.with_suffix(".json").read_text())["tempo_qpm"] == pytest.approx(133.0)
+    # no training data given: the cached LM and the kept phrase summary answer
+    assert (bundle.steering_dir / "attributes_phrases.json").exists()
+    job = job_of(bundle, cache_dir=bundle.steering_dir, conditioning=None)
+    assert len(AttributeSteering(cfg.steering).generate(job, 2, 1)) == 1
 
 
 def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path):

@@ -76,25 +76,60 @@ def central_range(values: list[np.ndarray]) -> np.ndarray:
     return np.percentile(every, RANGE_PERCENTILES).round().astype(int)
 
 
-def mood_targets(scores: list[symusic.Score], moods: np.ndarray, cfg) -> MoodTargets:
-    """Targets of the four moods from labelled phrases (decoded) and the steering config's moods/names."""
-    names = list(cfg.attributes)
-    values = np.stack([measure(s, names) for s in scores])  # [n, A]
-    bins = target_bins(to_bins(values, names), np.asarray(moods), names, cfg.target)
+@dataclass
+class PhraseSummary:
+    """What the targets are learned from, small enough to keep with the attribute LM: every
+    labelled phrase's attribute values and mood, and each mood's central velocity and pitch range."""
+
+    values: np.ndarray  # [n, len(ATTRIBUTES)] every attribute of every phrase
+    moods: np.ndarray  # [n]
+    velocity: np.ndarray  # [moods, 2]
+    pitch: np.ndarray  # [moods, 2]
+
+    def to_json(self) -> dict:
+        return {
+            "attributes": list(ATTRIBUTES),
+            "values": np.where(np.isfinite(self.values), self.values, None).tolist(),
+            "moods": self.moods.tolist(),
+            "velocity": self.velocity.tolist(),
+            "pitch": self.pitch.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, saved: dict) -> PhraseSummary:
+        if saved.get("attributes") != list(ATTRIBUTES):
+            raise MoodgenError("the saved phrase summary measured other attributes: give the labelled phrases again")
+        values = np.array(saved["values"], dtype=float)  # None -> NaN
+        return cls(values, np.array(saved["moods"], dtype=int), np.array(saved["velocity"]), np.array(saved["pitch"]))
+
+
+def phrase_summary(scores: list[symusic.Score], moods: np.ndarray) -> PhraseSummary:
+    moods = np.asarray(moods, dtype=int)
+    values = np.stack([measure(s, list(ATTRIBUTES)) for s in scores])  # [n, all attributes]
     notes = [notes_of(s) for s in scores]
-    velocity, pitch, scale, tempo = [], [], [], []
+    velocity, pitch = [], []
     for m, mood in enumerate(MOODS):
-        mine = [notes[i] for i in np.flatnonzero(np.asarray(moods) == m)]
+        mine = [notes[i] for i in np.flatnonzero(moods == m)]
         if not mine:
             raise MoodgenError(f"no labelled training phrase of {mood}: its attribute targets cannot be learned")
         velocity.append(central_range([x.velocity for x in mine]))
         pitch.append(central_range([x.pitch for x in mine]))
+    return PhraseSummary(values, moods, np.stack(velocity), np.stack(pitch))
+
+
+def mood_targets(summary: PhraseSummary, cfg) -> MoodTargets:
+    """Targets of the four moods from the labelled phrases' summary and the steering config's moods/names."""
+    names = list(cfg.attributes)
+    columns = [list(ATTRIBUTES).index(n) for n in names]
+    bins = target_bins(to_bins(summary.values[:, columns], names), summary.moods, names, cfg.target)
+    contrast = summary.values[:, list(ATTRIBUTES).index("mode")]
+    scale, tempo = [], []
+    for m, mood in enumerate(MOODS):
         own = cfg.moods[mood]
-        contrast = float(np.nanmedian([ATTRIBUTES["mode"].value(x) for x in mine]))
-        scale.append(own.scale or ("major" if contrast >= 0 else "minor"))
+        scale.append(own.scale or ("major" if float(np.nanmedian(contrast[summary.moods == m])) >= 0 else "minor"))
         tempo.append(float(own.tempo))
         for name, value in (own.attributes or {}).items():
             if name not in names:
                 raise MoodgenError(f"conf/mood_profile/{mood}.yaml sets {name!r}: use one of {', '.join(names)}")
             bins[m, names.index(name)] = ATTRIBUTES[name].bin(float(value))
-    return MoodTargets(names, bins, np.stack(velocity), np.stack(pitch), scale, np.array(tempo))
+    return MoodTargets(names, bins, summary.velocity, summary.pitch, scale, np.array(tempo))

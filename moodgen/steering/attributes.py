@@ -18,6 +18,7 @@ checkpoint, `steering/attributes.pt`, kept with the model run.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import time
 
@@ -29,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from ..attributes import ATTRIBUTES, check_names, measure, to_bins
-from ..attributes.targets import MoodTargets, mood_targets
+from ..attributes.targets import MoodTargets, PhraseSummary, mood_targets, phrase_summary
 from ..errors import MoodgenError
 from ..models.module import quiet_trainer
 from ..moods import MOODS
@@ -41,6 +42,7 @@ from .rerank import keep_best
 
 log = logging.getLogger("moodgen")
 CHECKPOINT = "attributes.pt"
+PHRASES = "attributes_phrases.json"  # what the mood targets are learned from: generation without the data
 SETTINGS = (
     "attributes",
     "chunk_tokens",
@@ -241,11 +243,23 @@ class AttributeSteering(Steering):
         )
         return {"settings": plain_settings(self.cfg, SETTINGS), "sequences": len(items), "seconds": round(seconds, 1)}
 
+    def phrase_summary(self, job: GenerationJob) -> PhraseSummary:
+        """From the labelled phrases when given (and kept beside the attribute LM), else the kept one."""
+        path = job.cache_dir / PHRASES if job.cache_dir else None
+        if job.conditioning is None and path is not None and path.exists():
+            return PhraseSummary.from_json(json.loads(path.read_text()))
+        data = self.data(job)
+        summary = phrase_summary([job.tokenizer.decode([p.tolist()]) for p in data.phrases], data.moods)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(summary.to_json())
+            if not path.exists() or path.read_text() != text:  # unchanged: not logged to the run again
+                path.write_text(text)
+        return summary
+
     def mood_targets(self, job: GenerationJob) -> MoodTargets:
         if self.targets is None:
-            data = self.data(job)
-            scores = [job.tokenizer.decode([p.tolist()]) for p in data.phrases]
-            self.targets = mood_targets(scores, data.moods, self.cfg)
+            self.targets = mood_targets(self.phrase_summary(job), self.cfg)
             for m, mood in enumerate(MOODS):
                 log.info("attributes asked of %s: %s", mood, self.targets.describe(m))
         return self.targets
