@@ -18,10 +18,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import vgmidi_root
 
+from moodgen.artifacts import load_lm_checkpoint
 from moodgen.classifier.features import lm_features
 from moodgen.config import TokenizerConfig
 from moodgen.data.vgmidi import load_phrases
-from moodgen.models.module import LanguageModelModule
 from moodgen.tokenizers import build_tokenizer, encode_corpus
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     root = vgmidi_root(args.data)
     phrases = load_phrases(root, "train") + load_phrases(root, "test")
     corpus = encode_corpus(build_tokenizer(TokenizerConfig(name="remi")), [p.path for p in phrases])
-    net = LanguageModelModule.load_from_checkpoint(args.checkpoint, map_location="cpu").net
+    net = load_lm_checkpoint(args.checkpoint).net
     start = time.perf_counter()
     batched = lm_features(net, corpus, args.features, batch_size=32)
     batched_s = time.perf_counter() - start

@@ -16,9 +16,9 @@ log = logging.getLogger("moodgen")
 
 def load_lm_context(cfg: DictConfig, tracker):
     """A pipeline Context holding the stored run's tokenizer, best weights and data root."""
+    from .artifacts import load_lm_checkpoint
     from .data import vgmidi
     from .data.files import LMFiles
-    from .models.module import LanguageModelModule
     from .pipeline import Context
     from .tokenizers import load_tokenizer
     from .tracking import CHECKPOINT_TAG, find_train_run
@@ -26,11 +26,13 @@ def load_lm_context(cfg: DictConfig, tracker):
     client, run = find_train_run(cfg, cfg.lm_run)
     run_id = run.info.run_id
     download = Path(tempfile.mkdtemp(prefix=f"moodgen-{run_id[:8]}-"))
-    checkpoint = Path(client.download_artifacts(run_id, run.data.tags[CHECKPOINT_TAG], str(download)))
+    stored = run.data.tags[CHECKPOINT_TAG]
+    checkpoint = Path(client.download_artifacts(run_id, stored, str(download)))
     tokenizer = load_tokenizer(Path(client.download_artifacts(run_id, "tokenizer", str(download))))
     lm_cfg = OmegaConf.load(client.download_artifacts(run_id, "config/config.yaml", str(download)))
     root = vgmidi.resolve_root(cfg.data_root or lm_cfg.data.root, download=True)
-    module = LanguageModelModule.load_from_checkpoint(checkpoint, map_location="cpu")
+    fix = "retrain with python -m moodgen.train, or use another run (lm_run=<run id>)"
+    module = load_lm_checkpoint(checkpoint, name=f"{stored} of run {run_id}", fix=fix)  # weights only, checked
     # the stored run's config, with this command's classifier, paths and seed on top
     merged = OmegaConf.merge(lm_cfg, {"classifier": cfg.classifier, "paths": cfg.paths, "seed": cfg.seed})
     log.info("classifying with LM run %s (%s), checkpoint %s", run_id, run.info.run_name, checkpoint.name)

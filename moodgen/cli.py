@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from .config import register_configs
+from .config import check_config, register_configs
 from .errors import MoodgenError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -95,6 +95,10 @@ def check_overrides(config_name: str, argv: list[str]) -> list[str]:
     missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not key.startswith("hydra."))
     if missing:
         fail(f"{missing[0]} has no value; set it on the command line, e.g. {missing[0]}=...")
+    try:
+        check_config(cfg, config_name)  # unknown `+key`s, values out of range; each sweep job again
+    except MoodgenError as exc:
+        fail(str(exc))
     if measured_on_test(str(cfg.get("optimized_metric", ""))):
         fail(test_metric_message(cfg.optimized_metric))  # before any training, not after it
     multirun = multirun or str(cfg.hydra.mode) == "RunMode.MULTIRUN"
@@ -159,8 +163,22 @@ def overrides_label(limit: int = 120) -> str:
     return label[:limit]
 
 
+def in_multirun() -> bool:
+    from hydra.types import RunMode
+
+    try:
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:
+        return False
+
+
 def hydra_entry(config_name: str, task: Callable[[Any], Any]) -> Callable[[], Any]:
-    """Build a `main()` that checks overrides, runs Hydra, and turns MoodgenError into one line."""
+    """Build a `main()` that checks overrides, runs Hydra, and turns MoodgenError into one line.
+
+    Inside a sweep a failed job does not stop the others: it is recorded (moodgen.sweeps.job_failed)
+    and worth NaN to the sweeper, so an Optuna trial is marked FAIL and the study goes on; the
+    sweep's parent run lists it, and the command ends with one line naming the failed jobs.
+    """
     import hydra
 
     register_configs()
@@ -168,9 +186,19 @@ def hydra_entry(config_name: str, task: Callable[[Any], Any]) -> Callable[[], An
 
     def guarded(cfg):
         try:
+            check_config(cfg, config_name)  # sweeps over values skip check_overrides
             return task(cfg)
-        except MoodgenError as exc:
-            fail(str(exc))
+        except KeyboardInterrupt:
+            print("moodgen: stopped (Ctrl-C)", file=sys.stderr, flush=True)
+            sys.exit(130)
+        except Exception as exc:
+            if in_multirun():
+                from .sweeps import job_failed
+
+                return job_failed(exc)
+            if isinstance(exc, MoodgenError):
+                fail(str(exc))
+            raise
 
     def main() -> Any:
         sys.argv[1:] = check_overrides(config_name, sys.argv[1:])

@@ -16,6 +16,8 @@ from omegaconf import DictConfig
 from .tracking import ARM_TAG, tracking_uri
 
 COLUMNS = ("arm", "run_id", "best_val_loss", "best_epoch", "train_val_gap", "clf_cv_acc", "status")
+ERROR_TAG = "moodgen.error"  # why a sweep job failed, on its child run
+FAILED_ARMS_TAG = "moodgen.failed_arms"  # on the parent: every failed arm with its reason
 
 
 def _history(client: MlflowClient, run_id: str, key: str) -> list[float]:
@@ -44,12 +46,31 @@ def arm_row(client: MlflowClient, run) -> dict:
 def format_table(rows: list[dict], title: str) -> str:
     lines = [f"## {title}", "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
-        cells = [f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS]
+        cells = [f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]).replace("|", "/") for c in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def compare_children(config: DictConfig, parent_id: str, folder: Path) -> str:
+def add_failures(client: MlflowClient, rows: list[dict], failures: list[dict]) -> None:
+    """Each failed job (moodgen.sweeps.job_failed) as `failed: <why>` on its arm's row, whose child run
+    is then FAILED with the reason as a tag; on a row of its own if it failed before its run opened."""
+    for failure in failures:
+        status = f"failed: {failure['error']}"
+        same_arm = [r for r in rows if r["arm"] == failure["arm"] and not r["status"].startswith("failed")]
+        if not same_arm:
+            rows.append(
+                {"arm": failure["arm"], "run_id": "-", "best_epoch": None, "status": status, "_val_curve": []}
+                | dict.fromkeys(("best_val_loss", "train_val_gap", "clf_cv_acc"), math.nan)
+            )
+            continue
+        row = same_arm[-1]  # the newest run of that arm
+        client.set_tag(row["run_id"], ERROR_TAG, failure["error"])
+        if row["status"] != "FAILED":  # e.g. trained, but without the metric the sweep optimises
+            client.set_terminated(row["run_id"], "FAILED")
+        row["status"] = status
+
+
+def compare_children(config: DictConfig, parent_id: str, folder: Path, failures: list[dict] | None = None) -> str:
     """Write the comparison (Markdown + CSV + overlay plot) onto the parent run; return the table."""
     client = MlflowClient(tracking_uri=tracking_uri(config))
     parent = client.get_run(parent_id)
@@ -59,6 +80,11 @@ def compare_children(config: DictConfig, parent_id: str, folder: Path) -> str:
         order_by=["attributes.start_time ASC"],
     )
     rows = [arm_row(client, run) for run in children]
+    failures = failures or []
+    add_failures(client, rows, failures)
+    if failures:
+        arms = "; ".join(f"{f['arm']}: {f['error']}" for f in failures)
+        client.set_tag(parent_id, FAILED_ARMS_TAG, arms[:5000])
     if not rows:
         client.set_terminated(parent_id, "FAILED")
         return ""
@@ -74,11 +100,12 @@ def compare_children(config: DictConfig, parent_id: str, folder: Path) -> str:
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
     for row in rows:
         if row["_val_curve"]:
-            ax.plot(range(1, len(row["_val_curve"]) + 1), row["_val_curve"], marker="o", label=row["arm"] or "-")
+            ax.plot(range(1, len(row["_val_curve"]) + 1), row["_val_curve"], marker="o", label=(row["arm"] or "-")[:40])
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation loss")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    if any(row["_val_curve"] for row in rows):
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "val_loss.png")
     plt.close(fig)

@@ -19,7 +19,8 @@ def generate(cfg: DictConfig) -> float | None:
     result = generate_recorded(cfg, bundle, mood)
     for piece in result.pieces:
         judged = f", judged {piece['judged_mood']}" if piece["judged_mood"] else ""
-        print(f"{piece['files']['midi']}  ({piece['seconds']:.1f} s, {piece['notes']} notes{judged})")
+        notes = f"{piece['notes']} notes" if piece["notes"] else "SILENT: no notes"
+        print(f"{piece['files']['midi']}  ({piece['seconds']:.1f} s, {notes}{judged})")
     print(
         f"moodgen: {len(result.pieces)} {MOODS[mood]} piece(s) in {result.folder} (model run {bundle.run_id})",
         flush=True,

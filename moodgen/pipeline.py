@@ -10,16 +10,17 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from . import data as data_sources
+from .artifacts import read_checkpoint
 from .classifier.stage import classify_stage
 from .data.files import LMFiles
 from .data.windows import LMDataModule
@@ -131,6 +132,18 @@ class InterruptCheckpoint(pl.Callback):
             trainer.save_checkpoint(self.dirpath / "interrupted.ckpt")
 
 
+def _periodic_checkpoint(cfg: DictConfig, checkpoint_dir: Path) -> ModelCheckpoint | None:
+    """The newest training state every N steps or minutes, so a killed process loses little."""
+    steps, minutes = cfg.callbacks.checkpoint_every_n_steps, cfg.callbacks.checkpoint_every_minutes
+    if not steps and not minutes:
+        return None
+    timing = {"every_n_train_steps": steps} if steps else {"train_time_interval": timedelta(minutes=minutes)}
+    # monitor=None with save_top_k=1: each save replaces the previous one
+    return ModelCheckpoint(
+        dirpath=checkpoint_dir, filename="step-{step}", auto_insert_metric_name=False, save_top_k=1, **timing
+    )
+
+
 def _callbacks(cfg: DictConfig, checkpoint_dir: Path) -> tuple[ModelCheckpoint, list]:
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir,
@@ -142,11 +155,24 @@ def _callbacks(cfg: DictConfig, checkpoint_dir: Path) -> tuple[ModelCheckpoint, 
         save_last=cfg.callbacks.save_last,
     )
     callbacks: list = [checkpoint, InterruptCheckpoint(checkpoint_dir)]
+    periodic = _periodic_checkpoint(cfg, checkpoint_dir)
+    if periodic is not None:
+        callbacks.append(periodic)
     if cfg.callbacks.early_stopping_patience:
         callbacks.append(
             EarlyStopping(monitor=cfg.callbacks.monitor, mode="min", patience=cfg.callbacks.early_stopping_patience)
         )
     return checkpoint, callbacks
+
+
+def validate_at_end(trainer: pl.Trainer, module, datamodule, checkpoint_dir: Path) -> Path:
+    """A run that stopped before its first validation (max_steps shorter than an epoch, or
+    max_time) is validated once now, and its weights kept as its best checkpoint."""
+    log.info("no validation ran during training (it ended mid-epoch): validating the final weights once")
+    trainer.validate(module, datamodule=datamodule, verbose=False)
+    path = checkpoint_dir / f"best-step{trainer.global_step}.ckpt"
+    trainer.save_checkpoint(path)
+    return path
 
 
 def lm_stage(ctx: Context) -> Context:
@@ -174,18 +200,25 @@ def lm_stage(ctx: Context) -> Context:
         cfg.model.seq_len,
     )
     ctx.tracker.set_tags({"model.parameters": params})
-    trainer.fit(ctx.module, datamodule=datamodule, ckpt_path=ctx.resume_from)
+    if ctx.resume_from:
+        read_checkpoint(ctx.resume_from, fix="resume from another checkpoint, or retrain with python -m moodgen.train")
+    trainer.fit(ctx.module, datamodule=datamodule, ckpt_path=ctx.resume_from, weights_only=True)
+    best_path = checkpoint.best_model_path
+    if not best_path and not cfg.trainer.fast_dev_run:
+        best_path = str(validate_at_end(trainer, ctx.module, datamodule, Path(checkpoint.dirpath)))
     ctx.is_main = trainer.is_global_zero
     if not ctx.is_main:
         return ctx
-    last_val = trainer.callback_metrics.get("lm/val_loss")
+    last_val = trainer.callback_metrics.get(cfg.callbacks.monitor)
     best = checkpoint.best_model_score if checkpoint.best_model_path else last_val
     if best is not None:
         ctx.record({"lm/best_val_loss": float(best), "lm/best_val_ppl": math.exp(float(best))})
         ctx.metrics["lm/val_loss"] = float(best)
-    if checkpoint.best_model_path:
-        ctx.best_checkpoint = Path(checkpoint.best_model_path)
-        best_state = torch.load(ctx.best_checkpoint, map_location="cpu", weights_only=True)
+    if best_path:
+        ctx.best_checkpoint = Path(best_path)
+        best_state = read_checkpoint(
+            ctx.best_checkpoint, fix="retrain (a lower model.lr if the loss diverged), or resume from another one"
+        )
         ctx.module.load_state_dict(best_state["state_dict"])
         if cfg.logger.log_checkpoints:
             ctx.tracker.log_artifact(ctx.best_checkpoint, "checkpoints")
@@ -237,7 +270,7 @@ STAGES: list[Callable[[Context], Context]] = [data_stage, lm_stage, classify_sta
 
 def load_weights(module: LanguageModelModule, checkpoint: str) -> None:
     """Start from another run's weights (not its optimizer or step): the report's chained experiments."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    state = read_checkpoint(checkpoint, fix="point init_from at another run or checkpoint")["state_dict"]
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:

@@ -8,7 +8,10 @@ for Optuna, the best trial and the study's plots.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ log = logging.getLogger("moodgen")
 
 PARENT_FILE = "mlflow_parent_run_id"
 SWEEP_TAG = "moodgen.sweep"
+FAILED_DIR = "failed_jobs"  # in the sweep folder: <job number>.json per failed job, from any node
 
 
 def sweep_name(config: DictConfig) -> str:
@@ -49,13 +53,20 @@ class MlflowSweepCallback(Callback):
         log.info("sweep %r: parent MLflow run %s", name, parent)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        failures = failed_jobs(config.hydra.sweep.dir)
+        parent = parent_run_id(config.hydra.sweep.dir)
+        if parent is not None:
+            self.compare(config, parent, failures)
+        launched = max(launched_jobs(config.hydra.sweep.dir), len(failures))
+        # while the sweeper raises, report only when no job ran: then its error (Optuna: no best trial) is theirs
+        if failures and (sys.exc_info()[1] is None or len(failures) == launched):
+            report_failures(failures, launched)
+
+    def compare(self, config: DictConfig, parent: str, failures: list[dict]) -> None:
         from .comparison import compare_children
 
-        parent = parent_run_id(config.hydra.sweep.dir)
-        if parent is None:
-            return
         try:
-            table = compare_children(config, parent, Path(config.hydra.sweep.dir))
+            table = compare_children(config, parent, Path(config.hydra.sweep.dir), failures)
             if table:
                 print(table, flush=True)
             study = study_of(config)
@@ -65,6 +76,58 @@ class MlflowSweepCallback(Callback):
                 log_study(config, parent, study, Path(config.hydra.sweep.dir))
         except Exception as exc:  # runs in Hydra's `finally`: never mask the sweep's own error
             log.warning("sweep comparison failed: %s", exc)
+
+
+def job_failed(exc: Exception) -> float:
+    """A sweep job that failed: logged, written into the sweep folder for the parent run's comparison,
+    and worth NaN to the sweeper, which then goes on (Optuna marks the trial FAIL; a failed job's own
+    exception would end the study, and the basic sweeper's whole sweep, with a traceback)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from .cli import one_line
+    from .errors import MoodgenError
+    from .tracking import sweep_job
+
+    user = isinstance(exc, MoodgenError)
+    error = str(exc) if user else f"{type(exc).__name__}: {one_line(exc)}"[:500]
+    log.error("this sweep job failed, the sweep goes on: %s", error, exc_info=None if user else exc)
+    job = HydraConfig.get().job.num
+    folder = Path(HydraConfig.get().sweep.dir) / FAILED_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"job": job, "arm": sweep_job()[1], "error": error, "user": user}
+    (folder / f"{job}.json").write_text(json.dumps(record))
+    return math.nan
+
+
+def failed_jobs(sweep_dir: str | Path) -> list[dict]:
+    """The failed jobs of a sweep, in job order: {job, arm, error, user} each."""
+    folder = Path(sweep_dir) / FAILED_DIR
+    records = [json.loads(path.read_text()) for path in folder.glob("*.json")] if folder.is_dir() else []
+    return sorted(records, key=lambda record: record["job"])
+
+
+def report_failures(failures: list[dict], launched: int) -> None:
+    """The sweep's last line: its failed jobs (each arm was tried); exit 2 when every failure was
+    user-fixable (MoodgenError), else 1."""
+    from .cli import fail
+
+    errors = list(dict.fromkeys(job["error"] for job in failures))
+    if len(errors) == 1 and len(failures) == launched:
+        message = f"{errors[0]} (each of the {launched} sweep job(s) failed so)"
+    else:
+        each = "; ".join(f"job #{job['job']}: {job['error']}" for job in failures)
+        others = "the others ran" if len(failures) < launched else "none ran"
+        message = f"{len(failures)} of {launched} sweep jobs failed, {others}: {each}"
+    if all(job["user"] for job in failures):
+        fail(message)
+    print(f"moodgen: error: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def launched_jobs(sweep_dir: str | Path) -> int:
+    """How many jobs a sweep launched: their folders (hydra.sweep.subdir is the job number)."""
+    folder = Path(sweep_dir)
+    return sum(p.is_dir() and p.name.isdigit() for p in folder.iterdir()) if folder.is_dir() else 0
 
 
 def study_of(config: DictConfig) -> optuna.Study | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,53 @@ def tracking_uri(cfg: DictConfig) -> str:
     )
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///` store (None for servers and other stores)."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def open_store(uri: str) -> MlflowClient:
+    """A client whose store is open: a new SQLite store is created (and migrated) under a file lock,
+    so two commands starting together on a fresh store do not both migrate it; a damaged database
+    is one line naming the file and the fix."""
+    import fcntl
+
+    from sqlalchemy.exc import DatabaseError
+
+    from .errors import MoodgenError
+
+    database = sqlite_path(uri)
+    if database is None:
+        return MlflowClient(tracking_uri=uri)
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        try:
+            client = MlflowClient(tracking_uri=uri)  # opens the store: creates or migrates its tables
+            client.search_experiments(max_results=1)
+        except DatabaseError as exc:
+            reason = str(exc.orig or exc).splitlines()[0]
+            raise MoodgenError(
+                f"the MLflow store {database} is damaged ({reason}); move it aside (its runs' files stay in "
+                f"{database.parent / 'artifacts'}) or point logger.tracking_uri at another store"
+            ) from None
+    return client
+
+
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     location = (artifact_root / name).as_uri() if artifact_root else None
-    return client.create_experiment(name, artifact_location=location)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # another command created it a moment ago
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -61,10 +103,77 @@ def git_commit(folder: str | Path) -> str | None:
 
 
 class _RunOwnedLogger(MLFlowLogger):
-    """Lightning's MLflow logger, except that the pipeline (not fit) ends the run."""
+    """Lightning's MLflow logger, except that the pipeline (not fit) ends the run, and no (metric,
+    step) is recorded twice: not `epoch` (Lightning adds it to every call), not a resumed run's
+    steps that the part which stopped recorded already."""
+
+    def __init__(self, *args, recorded: set[tuple[str, int]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self._recorded = recorded
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        if step is not None:
+            metrics = {k: v for k, v in metrics.items() if (k, step) not in self._recorded}
+            self._recorded.update((k, step) for k in metrics)
+        if metrics:
+            super().log_metrics(metrics, step)
 
     def finalize(self, status: str = "success") -> None:
         pass
+
+
+PROCESS_TAG = "moodgen.process"  # host:pid:start time of the process a RUNNING run belongs to
+DIED_TAG = "moodgen.died"
+
+
+def _start_time(pid: int) -> str | None:
+    """A process's start time in clock ticks since boot (None: no such process, or no /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the command name
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def process_died(process: str) -> bool:
+    """True when the recorded process is gone from this host (or its pid now names a later process);
+    a run of another host is never judged from here."""
+    host, pid, start = ([*process.rsplit(":", 2), "", ""])[:3]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return _start_time(int(pid)) != start
+
+
+def mark_dead_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """RUNNING runs whose process died (kill -9, a crash, a lost node on this host) become FAILED,
+    with a tag saying so: the next command that opens the store finds them."""
+    marked = []
+    for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=500):
+        process = run.data.tags.get(PROCESS_TAG)
+        if not process or not process_died(process):
+            continue
+        run_id = run.info.run_id
+        client.set_tag(run_id, DIED_TAG, f"process {process} ended without closing the run")
+        client.set_terminated(run_id, "FAILED")
+        hint = f"; continue it with: python -m moodgen.train resume={run_id}"
+        log.warning(
+            "run %s was left RUNNING by a process that died; marked FAILED%s",
+            run_id,
+            hint if run.data.tags.get("moodgen.entry_point") == "train" else "",
+        )
+        marked.append(run_id)
+    return marked
+
+
+def recorded_steps(client: MlflowClient, run_id: str) -> set[tuple[str, int]]:
+    """(metric, step) pairs a run holds already."""
+    run = client.get_run(run_id)
+    return {(key, m.step) for key in run.data.metrics for m in client.get_metric_history(run_id, key)}
 
 
 class Tracker:
@@ -83,16 +192,23 @@ class Tracker:
         # Lightning's logger calls mlflow.set_tracking_uri, which exports MLFLOW_TRACKING_URI
         # for the whole process; end() restores it so the next run in a sweep chooses afresh.
         self._env_uri = os.environ.get("MLFLOW_TRACKING_URI")
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client = open_store(uri)
         self.experiment_id = get_or_create_experiment(self.client, experiment, artifact_root)
         self.experiment = experiment
+        mark_dead_runs(self.client, self.experiment_id)
+        tags = {**(tags or {}), PROCESS_TAG: this_process()}
+        self.recorded: set[tuple[str, int]] = set()
         if run_id is None:
-            self.run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags or {}).info.run_id
-        else:  # resume: the same run goes on
+            self.run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags).info.run_id
+        else:  # resume: the same run goes on, without recording a step twice
             self.run_id = run_id
+            self.recorded = recorded_steps(self.client, run_id)
             self.client.update_run(run_id, "RUNNING")
+            self.set_tags({PROCESS_TAG: tags[PROCESS_TAG]})
+            if DIED_TAG in self.client.get_run(run_id).data.tags:
+                self.client.delete_tag(run_id, DIED_TAG)
         self.lightning_logger = _RunOwnedLogger(
-            experiment_name=experiment, tracking_uri=uri, run_id=self.run_id, log_model=False
+            experiment_name=experiment, tracking_uri=uri, run_id=self.run_id, log_model=False, recorded=self.recorded
         )
 
     def log_params(self, params: dict[str, Any]) -> None:
@@ -107,8 +223,9 @@ class Tracker:
         import time
 
         now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        self.client.log_batch(self.run_id, metrics=batch)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if (k, step) not in self.recorded]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         path = Path(path)
@@ -231,7 +348,7 @@ def open_parent_run(config: DictConfig, name: str) -> str:
     from .sweeps import SWEEP_TAG
 
     uri, artifact_root = _store(config)
-    client = MlflowClient(tracking_uri=uri)
+    client = open_store(uri)
     experiment_id = get_or_create_experiment(client, config.logger.experiment_name, artifact_root)
     study = config.hydra.sweeper.get("study_name")
     if study:
@@ -260,7 +377,7 @@ def find_train_run(cfg: DictConfig, ref: str, option: str = "lm_run"):
     from .errors import MoodgenError
 
     uri = tracking_uri(cfg)
-    client = MlflowClient(tracking_uri=uri)
+    client = open_store(uri)
     if ref != "latest":
         try:
             run = client.get_run(ref)
@@ -294,34 +411,64 @@ def find_train_run(cfg: DictConfig, ref: str, option: str = "lm_run"):
     )
 
 
-def resume_checkpoint(cfg: DictConfig, run_id: str) -> tuple[str, DictConfig, str]:
-    """(run id, the run's stored config, local path of the checkpoint to continue from).
+def checkpoint_step(path: str | Path) -> int | None:
+    """The training step a Lightning checkpoint was saved at (None: damaged or not a checkpoint)."""
+    from .artifacts import read_checkpoint
 
-    Prefers a mid-epoch `interrupted.ckpt` over `last.ckpt`, from the run's artifacts or, when the
-    process died before logging them, from the run's local output folder.
+    try:
+        return int(read_checkpoint(path)["global_step"])
+    except Exception as exc:  # truncated, damaged or foreign files are passed over, said once each
+        log.warning("passing over checkpoint %s: it cannot be read (%s)", path, str(exc).splitlines()[0][:120])
+        return None
+
+
+def newest_checkpoint(client: MlflowClient, run, download: Path) -> str | None:
+    """The run's checkpoint with the most training steps: local files (written until the process
+    stopped) and logged artifacts alike; interrupted, last, periodic and best ones all compete."""
+    run_id = run.info.run_id
+    local = Path(run.data.tags.get(OUTPUT_TAG, "/nonexistent")) / "checkpoints"
+    candidates = sorted(local.glob("*.ckpt")) if local.is_dir() else []
+    for artifact in client.list_artifacts(run_id, "checkpoints"):
+        if artifact.path.endswith(".ckpt") and not (local / Path(artifact.path).name).exists():
+            candidates.append(Path(client.download_artifacts(run_id, artifact.path, str(download))))
+    steps = {str(path): checkpoint_step(path) for path in candidates}
+    readable = {path: step for path, step in steps.items() if step is not None}
+    return max(readable, key=readable.get) if readable else None
+
+
+def resume_checkpoint(cfg: DictConfig, run_id: str) -> tuple[object, DictConfig, str | None]:
+    """(the MLflow run, its stored config, local path of its newest checkpoint; None when FINISHED).
+
+    A RUNNING run whose process died is marked so first; one still running on this host is refused.
     """
     from mlflow.exceptions import MlflowException
 
     from .errors import MoodgenError
 
-    client = MlflowClient(tracking_uri=tracking_uri(cfg))
+    client = open_store(tracking_uri(cfg))
     try:
         run = client.get_run(run_id)
     except MlflowException:
         raise MoodgenError(f"resume={run_id}: no such MLflow run in {tracking_uri(cfg)}") from None
     if run.data.tags.get("moodgen.entry_point") != "train":
         raise MoodgenError(f"resume={run_id} is not a training run; give the id of a `moodgen.train` run")
+    if run.info.status == "RUNNING" and mark_dead_runs(client, run.info.experiment_id):
+        run = client.get_run(run_id)
+    process = run.data.tags.get(PROCESS_TAG, "")
+    if run.info.status == "RUNNING" and process.startswith(f"{socket.gethostname()}:"):
+        raise MoodgenError(f"resume={run_id}: the run is still running (process {process}); wait for it or stop it")
     download = Path(cfg.paths.output_dir) / "resumed_from"
     download.mkdir(parents=True, exist_ok=True)
     stored = OmegaConf.load(client.download_artifacts(run_id, "config/config.yaml", str(download)))
-    logged = {a.path for a in client.list_artifacts(run_id, "checkpoints")}
-    local = Path(run.data.tags.get(OUTPUT_TAG, "/nonexistent")) / "checkpoints"
-    for name in ("interrupted.ckpt", "last.ckpt"):
-        if f"checkpoints/{name}" in logged:
-            return run_id, stored, client.download_artifacts(run_id, f"checkpoints/{name}", str(download))
-        if (local / name).exists():
-            return run_id, stored, str(local / name)
-    raise MoodgenError(f"resume={run_id}: the run has no last or interrupted checkpoint to continue from")
+    if run.info.status == "FINISHED":
+        return run, stored, None
+    checkpoint = newest_checkpoint(client, run, download)
+    if checkpoint is None:
+        raise MoodgenError(
+            f"resume={run_id}: the run stopped before its first checkpoint, so there is nothing to continue; "
+            "start it again with the same command (callbacks.checkpoint_every_minutes sets how often one is kept)"
+        )
+    return run, stored, checkpoint
 
 
 def init_checkpoint(cfg: DictConfig, ref: str) -> str:

@@ -39,11 +39,13 @@ def check_launch(cfg: DictConfig) -> None:
         )
 
 
-def resume_config(cfg: DictConfig) -> tuple[DictConfig, str]:
-    """The stopped run's own config (with this command's paths) and the checkpoint to continue from."""
+def resume_config(cfg: DictConfig) -> tuple[DictConfig, str | None]:
+    """The stopped run's own config (with this command's paths) and its newest checkpoint; no
+    checkpoint (None) when the run is FINISHED already."""
     from .tracking import resume_checkpoint
 
-    run_id, stored, checkpoint = resume_checkpoint(cfg, cfg.resume)
+    run, stored, checkpoint = resume_checkpoint(cfg, cfg.resume)
+    run_id = run.info.run_id
     paths = OmegaConf.to_container(cfg.paths, resolve=True)
     original = OmegaConf.select(stored, "paths.output_dir")
     if original and Path(original).is_dir():
@@ -51,8 +53,22 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, str]:
         paths["output_dir"] = original
     keep = {"paths": paths, "resume": run_id}
     merged = OmegaConf.merge(cfg, {k: v for k, v in stored.items() if k not in keep}, keep)
-    log.info("resuming run %s from %s", run_id, checkpoint)
+    if checkpoint:
+        log.info("resuming run %s from %s", run_id, checkpoint)
     return merged, checkpoint
+
+
+def finished_run(cfg: DictConfig) -> float | None:
+    """resume= of a FINISHED run: nothing to do, and its record is left as it is."""
+    from .tracking import open_store, tracking_uri
+
+    run = open_store(tracking_uri(cfg)).get_run(cfg.resume)
+    print(
+        f"moodgen: run {cfg.resume} is complete (FINISHED); nothing to resume. "
+        f"Make music with it: python -m moodgen.generate model_run={cfg.resume} mood=calm",
+        flush=True,
+    )
+    return run.data.metrics.get(cfg.optimized_metric)
 
 
 def train(cfg: DictConfig) -> float | None:
@@ -66,6 +82,8 @@ def train(cfg: DictConfig) -> float | None:
     checkpoint = None
     if cfg.resume:
         cfg, checkpoint = resume_config(cfg)
+        if checkpoint is None:
+            return finished_run(cfg)
     files = lm_files(cfg.data)  # a wrong data path fails here, before a run is recorded
     tracker = make_tracker(cfg, run_name(cfg), run_id=cfg.resume)
     tracker.set_tags({OUTPUT_TAG: str(Path(cfg.paths.output_dir).resolve())})

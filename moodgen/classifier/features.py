@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.cache import cached
 from ..errors import MoodgenError
 from ..tokenizers import Corpus
 from .handcrafted import NAMES, TONAL_NAMES, describe, describe_tonal
@@ -158,13 +159,21 @@ def cache_key(checkpoint_id: str, corpus: Corpus, kind: str) -> str:
 
 
 def cached_lm_features(net, corpus: Corpus, kind: str, checkpoint_id: str, cache_dir: Path | None) -> np.ndarray:
+    """LM features, cached per weights, tokens and kind in a .npz (its CRC-32 catches flipped bytes); a
+    damaged cache file is named in a warning, deleted and rebuilt."""
     if cache_dir is None:
         return lm_features(net, corpus, kind)
-    path = Path(cache_dir) / "features" / f"{cache_key(checkpoint_id, corpus, kind)}.npy"
-    if path.exists():
-        return np.load(path)
-    features = lm_features(net, corpus, kind)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path.with_suffix(".tmp.npy"), features)
-    path.with_suffix(".tmp.npy").replace(path)
-    return features
+    path = Path(cache_dir) / "features" / f"{cache_key(checkpoint_id, corpus, kind)}.npz"
+    rows = len(corpus.offsets) - 1
+
+    def load(entry: Path) -> np.ndarray:
+        with np.load(entry, allow_pickle=False) as data:
+            features = data["features"]
+        if features.ndim != 2 or features.shape[0] != rows:
+            raise ValueError(f"holds a {list(features.shape)} array, not {rows} rows")
+        return features
+
+    def save(features: np.ndarray, handle) -> None:
+        np.savez(handle, features=features)
+
+    return cached(path, load, lambda: lm_features(net, corpus, kind), save)

@@ -13,8 +13,12 @@ and the size and direction of the steps between successive notes.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import symusic
+
+log = logging.getLogger("moodgen")
 
 # Krumhansl-Kessler key profiles (C major / C minor), rotated for the other 11 tonics
 MAJOR = np.array([6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88])
@@ -34,6 +38,16 @@ TONAL_NAMES = (
     + [f"chord_interval_{i}" for i in range(7)]
     + ["step_mean", "step_up_share"]
 )
+
+
+def finite(row: np.ndarray, names: list[str]) -> np.ndarray:
+    """The row with any NaN or infinity set to 0 (one warning naming the features): a scaler or a model
+    must never see one, and a score read past moodgen.data.midi (odd tempo, ticks) could make one."""
+    bad = ~np.isfinite(row)
+    if bad.any():
+        log.warning("non-finite musical descriptor(s) %s set to 0", ", ".join(np.asarray(names)[bad][:5]))
+        row = np.where(bad, 0.0, row).astype(row.dtype)
+    return row
 
 
 def key_correlations(pitch_class_hist: np.ndarray) -> dict[str, tuple[float, int]]:
@@ -77,7 +91,7 @@ def describe_tonal(score: symusic.Score) -> np.ndarray:
     keys = key_correlations(pc_hist)
     tonic = keys["major" if keys["major"][0] >= keys["minor"][0] else "minor"][1]
     steps = np.diff(pitch)  # successive notes in onset order, across voices
-    return np.array(
+    row = np.array(
         [
             keys["major"][0] - keys["minor"][0],
             *np.roll(pc_hist, -tonic),
@@ -87,6 +101,7 @@ def describe_tonal(score: symusic.Score) -> np.ndarray:
         ],
         dtype=np.float32,
     )
+    return finite(row, TONAL_NAMES)
 
 
 def describe(score: symusic.Score) -> np.ndarray:
@@ -103,7 +118,7 @@ def describe(score: symusic.Score) -> np.ndarray:
     onsets = np.unique(start)
     ioi = np.diff(onsets).mean() if len(onsets) > 1 else 0.0
     tempo = score.tempos[0].qpm if len(score.tempos) else 120.0
-    return np.array(
+    row = np.array(
         [
             pitch.mean(),
             pitch.std(),
@@ -124,3 +139,4 @@ def describe(score: symusic.Score) -> np.ndarray:
         ],
         dtype=np.float32,
     )
+    return finite(row, NAMES)

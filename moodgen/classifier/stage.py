@@ -18,6 +18,7 @@ import numpy as np
 import sklearn
 import torch
 
+from ..artifacts import classifier_types
 from ..data import vgmidi
 from ..errors import MoodgenError
 from ..moods import MOODS
@@ -25,7 +26,6 @@ from ..tokenizers import encode_corpus
 from .augment import AUGMENTATIONS, ExtraRows, augmented_corpus
 from .features import feature_blocks, phrase_features
 from .finetune import finetune_and_select
-from .heads import ValenceArousalClassifier
 from .nested import nested_accuracies
 from .neurons import sentiment_neurons
 from .report import evaluate, write_confusion, write_rows
@@ -40,7 +40,7 @@ TARGETS = {
     "arousal": (["low", "high"], lambda p: p.arousal),
 }
 SPLITS = ("train", "test")
-TRUSTED_TYPES = [f"{ValenceArousalClassifier.__module__}.{ValenceArousalClassifier.__qualname__}"]
+TRUSTED_TYPES = classifier_types()  # what moodgen.artifacts.load_classifier trusts, whatever a model's MLmodel says
 STEERING_FEATURES = "final_cell"  # the steering stage writes the probe's neurons into the LM's cell state
 # nested CV scope -> metric prefix: `nested_` metrics include the test phrases, so sweeps must not optimise them
 NESTED_SCOPES = {"train": "train_nested", "all": "nested"}
@@ -61,10 +61,15 @@ def save_sklearn(model, path: Path) -> None:
     """MLflow's sklearn model format, loadable with mlflow.sklearn.load_model(runs:/<id>/...).
 
     Requirements are stated, not inferred: inference imports the whole environment (seconds). The
-    skops format loads only listed types: this package's estimator is listed beside sklearn's.
+    skops format loads only listed types: this package's estimator is listed beside sklearn's. moodgen
+    reads it back with moodgen.artifacts.load_classifier: the skops file only, with its own list.
     """
     mlflow.sklearn.save_model(
-        model, path, pip_requirements=[f"scikit-learn=={sklearn.__version__}"], skops_trusted_types=TRUSTED_TYPES
+        model,
+        path,
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,  # the default only off Databricks
+        pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+        skops_trusted_types=TRUSTED_TYPES,
     )
 
 

@@ -42,9 +42,17 @@ def mood_probabilities(judges, tokenizer, pieces: PieceSet) -> dict[str, np.ndar
         return {}
     found = {"judge": judges.judge_proba([p.score for p in pieces.pieces])}
     if judges.probe is not None:
-        sequences = [encode_score(tokenizer, p.score)[1:-1] for p in pieces.pieces]
-        found["probe"] = judges.probe_proba(sequences)
+        found["probe"] = judges.probe_proba([probe_tokens(tokenizer, p) for p in pieces.pieces])
     return {name: proba for name, proba in found.items() if proba is not None}
+
+
+def probe_tokens(tokenizer, piece) -> list[int]:
+    """The piece's tokens for the probe; [] (no mood, like a silent piece) when the tokenizer yields none."""
+    try:
+        return encode_score(tokenizer, piece.score)[1:-1]
+    except ValueError as exc:
+        log.warning("%s: no probe mood (%s)", piece.name, exc)
+        return []
 
 
 def mood_accuracy(pieces: PieceSet, predicted: np.ndarray, classifier: str, folder) -> dict[str, float]:

@@ -16,10 +16,12 @@ Bar = tuple[tuple[int, int, int], ...]  # (onset within the bar, pitch, duration
 
 
 def bar_ticks(score: symusic.Score) -> int:
-    """Ticks per bar from the first time signature (4/4 when the file has none)."""
+    """Ticks per bar from the first time signature (4/4 when the file has none, or one with a zero in it),
+    at least one beat: a hostile signature (1/64, 0/4) must not cut a piece into millions of bars."""
     if len(score.time_signatures):
         ts = score.time_signatures[0]
-        return max(1, int(score.tpq * 4 * ts.numerator / ts.denominator))
+        if ts.numerator > 0 and ts.denominator > 0:
+            return max(score.tpq, int(score.tpq * 4 * ts.numerator / ts.denominator))
     return score.tpq * 4
 
 
@@ -36,16 +38,25 @@ def bars(score: symusic.Score) -> list[Bar]:
 
 
 def longest_repeated_bars(sequence: list[Bar]) -> int:
-    """The longest run of consecutive non-empty bars found again at a later start (O(n^2) DP)."""
-    n, best = len(sequence), 0
-    run = np.zeros(n + 1, dtype=int)  # run[j]: common run ending at bars i-1 and j-1
+    """The longest run of consecutive non-empty bars found again at a later start.
+
+    The O(n^2) dynamic programme, one numpy row per bar: run[j] is the common run ending at bars i-1
+    and j-1. A bar that occurs once (or is empty) ends every run, so distinct music costs O(n).
+    """
+    ids: dict[Bar, int] = {}
+    codes = np.array([ids.setdefault(bar, len(ids)) if bar else -1 for bar in sequence], dtype=np.int64)
+    repeated = np.bincount(codes[codes >= 0], minlength=len(ids) + 1)[np.maximum(codes, 0)] > 1
+    repeated &= codes >= 0
+    n, best, live = len(codes), 0, False
+    run = np.zeros(n + 1, dtype=np.int64)  # zero at and below index i before step i
     for i in range(1, n + 1):
-        previous = run.copy()
-        run[:] = 0
-        for j in range(i + 1, n + 1):
-            if sequence[i - 1] and sequence[i - 1] == sequence[j - 1]:
-                run[j] = previous[j - 1] + 1
-        best = max(best, int(run.max()))
+        if not repeated[i - 1]:
+            if live:
+                run[:], live = 0, False
+            continue
+        extended = np.where(codes[i:] == codes[i - 1], run[i:n] + 1, 0)  # j in i+1..n: bar j-1 equals bar i-1
+        run[i], run[i + 1 :], live = 0, extended, True
+        best = max(best, int(extended.max(initial=0)))
     return best
 
 

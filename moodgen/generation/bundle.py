@@ -95,18 +95,21 @@ def resolve_model_run(cfg, ref: str):
 
 
 def from_run(cfg, ref: str) -> ModelBundle:
-    import mlflow.sklearn
+    """The run's LM and classifiers, loaded so that no file of the run can run code (moodgen.artifacts)."""
     from mlflow.exceptions import MlflowException
 
-    from ..models.module import LanguageModelModule
+    from ..artifacts import CLASSIFIER_FIX, load_classifier, load_lm_checkpoint
+    from ..errors import MoodgenError
     from ..tokenizers import load_tokenizer
     from ..tracking import CHECKPOINT_TAG
 
     client, run = resolve_model_run(cfg, ref)
     run_id = run.info.run_id
     folder = Path(tempfile.mkdtemp(prefix=f"moodgen-model-{run_id[:8]}-"))
-    checkpoint = client.download_artifacts(run_id, run.data.tags[CHECKPOINT_TAG], str(folder))
-    net = LanguageModelModule.load_from_checkpoint(checkpoint, map_location="cpu").net.eval()
+    stored = run.data.tags[CHECKPOINT_TAG]
+    checkpoint = client.download_artifacts(run_id, stored, str(folder))
+    fix = "retrain with python -m moodgen.train, or use another run (model_run=<run id>)"
+    net = load_lm_checkpoint(checkpoint, name=f"{stored} of run {run_id}", fix=fix).net.eval()
     tokenizer = load_tokenizer(Path(client.download_artifacts(run_id, "tokenizer", str(folder))))
     logged = {a.path for a in client.list_artifacts(run_id, "classifier")}
     settings = {}
@@ -117,12 +120,15 @@ def from_run(cfg, ref: str) -> ModelBundle:
     features = settings.get("features", "final_cell")
 
     def model(path: str):  # downloaded through this store's client: runs:/ URIs follow the global store
-        if path not in logged_models:
+        if path not in logged_models:  # absent: generation goes on without it
             return None
+        name = f"{path} of run {run_id}"
         try:
-            return mlflow.sklearn.load_model(client.download_artifacts(run_id, path, str(folder)))
-        except (MlflowException, OSError):
-            return None
+            local = client.download_artifacts(run_id, path, str(folder))
+        except (MlflowException, OSError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise MoodgenError(f"classifier {name} cannot be read ({reason}); {CLASSIFIER_FIX}") from None
+        return load_classifier(local, name=name)  # refused or damaged: one line, never a silent None
 
     logged_models = {
         f"classifier/mood4/{kind}/model"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from ..steering import make_steering
 from ..steering.base import GenerationJob, sampling_stream
 from .bundle import ModelBundle
 from .pieces import SILENT, mood_name, predicted_moods, to_score, write_piece
+from .render import note_count
 
 log = logging.getLogger("moodgen")
 
@@ -29,6 +31,24 @@ def alive(score, window: float = 5.0) -> bool:
         return False
     bins = np.histogram(onsets, bins=max(1, int(np.ceil(end / window))), range=(0, end))[0]
     return bool((bins > 0).all())
+
+
+def report_shortfall(name: str, ids: list[int], score, settings) -> None:
+    """A piece without notes, or shorter than asked because sampling reached max_tokens, is said in a
+    warning rather than written silently."""
+    seconds, duration = float(score.to("second").end()), float(settings.duration)
+    if not note_count(score) or seconds <= 0:
+        log.warning("%s has no notes: the model sampled none (a model trained longer, or temperature 1, helps)", name)
+    elif seconds < 0.9 * duration and len(ids) / seconds * duration > settings.max_tokens:
+        needed = math.ceil(len(ids) / seconds * duration * 1.1)
+        log.warning(
+            "%s lasts %.1f s, not the %g s asked: sampling stops at max_tokens=%d; max_tokens=%d would reach it",
+            name,
+            seconds,
+            duration,
+            settings.max_tokens,
+            needed,
+        )
 
 
 def generate_pieces(
@@ -64,6 +84,7 @@ def generate_pieces(
         judged = None if judge is None else predicted_moods(judge)
         seconds = time.perf_counter() - start
         for i, (ids, score) in enumerate(zip(sequences, scores, strict=True)):
+            report_shortfall(f"{MOODS[mood]}_{i}", ids, score, settings)
             sidecar = {
                 "mood": MOODS[mood],
                 "method": steering_cfg.name,

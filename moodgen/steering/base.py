@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..artifacts import read_checkpoint
+from ..errors import MoodgenError
 from ..generation.pieces import DurationStop, Judges, cut_ids
 from ..generation.sampler import StateHook, sample
 from ..tokenizers import bos_id, eos_id
+
+log = logging.getLogger("moodgen")
 
 
 def sampling_stream(seed: int, *keys: int) -> torch.Generator:
@@ -42,7 +47,11 @@ def cached_finetune(net: torch.nn.Module, path: Path | None, key: str, finetune:
     """`net` with the weights saved at `path` under `key`, else fine-tuned now by `finetune()` (which
     returns a summary) and saved there with the summary beside it (<name>.json); in eval mode."""
     if path is not None and path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # weights only, checked; a damaged or refused cache is a cache miss
+            saved = read_checkpoint(path, fix="fine-tuning anew", zero_matrices=True)
+        except MoodgenError as exc:
+            log.warning("%s", exc)
+            saved = {}
         if saved.get("key") == key:
             net.load_state_dict(saved["state_dict"])
             return net.eval()

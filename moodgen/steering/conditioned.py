@@ -237,13 +237,22 @@ def conditioning_source(data_cfg, root: Path, tokenizer, cache_dir: Path) -> Dat
         from omegaconf import OmegaConf
 
         from ..data import vgmidi
+        from ..data.limits import MidiLimits
         from ..tokenizers import encode_corpus
 
+        limits = MidiLimits.from_config(data_cfg)  # the model run's data limits: the pieces it trained on
         phrases = vgmidi.load_phrases(root, "train")  # never the test split
-        labelled = encode_corpus(tokenizer, [p.path for p in phrases], cache_dir)
+        labelled = encode_corpus(tokenizer, [p.path for p in phrases], cache_dir, limits)
         mood_of = {p.path.name: p.mood for p in phrases}
         files = vgmidi.lm_files(OmegaConf.merge(data_cfg, {"root": str(root)}))
-        pieces = encode_corpus(tokenizer, files.train, cache_dir)
+        pieces = encode_corpus(tokenizer, files.train, cache_dir, limits)
+        skipped = labelled.skipped + pieces.skipped
+        if skipped:
+            log.warning(
+                "conditioning data: skipped %d MIDI file(s): %s",
+                len(skipped),
+                "; ".join(f"{name} ({reason})" for name, reason in skipped[:20]),
+            )
         return ConditioningData(
             phrases=[labelled.piece(i)[1:-1] for i in range(len(labelled.names))],
             moods=np.array([mood_of[name] for name in labelled.names], dtype=int),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.midi import list_midi, read_piano
 from ..errors import MoodgenError
 from ..generation.sidecar import read_sidecar
 from ..moods import mood_index
@@ -41,9 +42,11 @@ def find_pieces(folder: Path) -> tuple[list[Piece], list[tuple[Path, str]]]:
     if not folder.is_dir():
         raise MoodgenError(f"pieces={folder} is not a folder: point it at the out_dir of python -m moodgen.generate")
     pieces, skipped = [], []
-    for midi in sorted(folder.rglob("*.mid")):  # sorted: the seeded choice must not depend on the file system
+    for midi in list_midi(folder):  # sorted: the seeded choice must not depend on the file system
         try:
-            pieces.append(Piece(midi, sidecar_mood(midi)))
+            mood = sidecar_mood(midi)
+            read_piano(midi)  # listeners get only music moodgen can read: no hostile file reaches fluidsynth
+            pieces.append(Piece(midi, mood))
         except ValueError as reason:
             skipped.append((midi, str(reason)))
     if not pieces and not skipped:

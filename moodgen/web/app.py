@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -48,6 +48,14 @@ class PieceRequest(BaseModel):
     mood: str | int  # a name, an alias or 0-3, as `moodgen.generate mood=` takes
     duration: float | None = Field(default=None, allow_inf_nan=False)  # seconds; None: the configured default
 
+    @field_validator("mood", mode="before")
+    @classmethod
+    def not_a_bool(cls, mood):
+        """JSON true would pass as the number 1 (calm): a mood is a name or a number, never a switch."""
+        if isinstance(mood, bool):
+            raise ValueError(f"use a mood name or a number 0-{len(MOODS) - 1}, not {str(mood).lower()}")
+        return mood
+
 
 def error(status: int, message: str, **extra) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
@@ -57,7 +65,8 @@ def validation_line(exc: ValidationError) -> str:
     """Pydantic's problems as one line, the first per field: 'duration: Input should be a valid number'."""
     problems: dict[str, str] = {}
     for problem in exc.errors():
-        problems.setdefault(str(problem["loc"][0]) if problem["loc"] else "body", problem["msg"])
+        message = problem["msg"].removeprefix("Value error, ")  # our own validators' messages
+        problems.setdefault(str(problem["loc"][0]) if problem["loc"] else "body", message)
     return "; ".join(f"{field}: {message}" for field, message in problems.items())
 
 
