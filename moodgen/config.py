@@ -415,7 +415,7 @@ GROUP_SCHEMAS = {
 }
 
 
-def option_problems(cfg: DictConfig) -> tuple[list[str], list[str], list[str]]:
+def option_problems(cfg: DictConfig, prefix: str = "") -> tuple[list[str], list[str], list[str]]:
     """(keys no schema declares, out-of-range lines, declared keys) of a composed config: each node is
     walked against the dataclass it was built from, nested groups and dict values (steering.moods) too."""
     unknown: list[str] = []
@@ -443,7 +443,7 @@ def option_problems(cfg: DictConfig) -> tuple[list[str], list[str], list[str]]:
             elif isinstance(value, DictConfig):
                 visit(value, f"{name}.")
 
-    visit(cfg, "")
+    visit(cfg, prefix)
     return unknown, bad, known
 
 
@@ -474,7 +474,7 @@ def closest_option(key: str, known: list[str]) -> str | None:
 def check_config(cfg: DictConfig, entry: str) -> None:
     """Every option of a composed config is one its schema declares, within its declared range;
     else one line naming the option and the fix (the closest option, for a mistyped `+key`)."""
-    unknown, bad, known = option_problems(cfg)
+    unknown, _, known = option_problems(cfg)
     if unknown:
         key = unknown[0]
         guess = closest_option(key, known)
@@ -483,6 +483,13 @@ def check_config(cfg: DictConfig, entry: str) -> None:
             f"{key} is not an option of moodgen.{entry} (+ adds keys only inside free-form settings such as "
             f"steering.moods.<mood>.attributes); {hint}see them all with: python -m moodgen.{entry} --cfg job"
         )
+    check_ranges(cfg)
+
+
+def check_ranges(cfg: DictConfig, prefix: str = "") -> None:
+    """Every option under `cfg` (one group's node too, named with `prefix`, e.g. "classifier.") within
+    its declared range; else one line naming each option out of range and its range."""
+    bad = option_problems(cfg, prefix)[1]
     if bad:
         raise MoodgenError("; ".join(bad))
 

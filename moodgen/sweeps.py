@@ -4,6 +4,10 @@ A Hydra callback opens the parent when the multirun starts and writes its id int
 folder, where every job (in this process or on a cluster node) finds it; when the sweep ends,
 the parent gets the comparison: a table of the arms, an overlay of their val-loss curves and,
 for Optuna, the best trial and the study's plots.
+
+A job that fails does not stop the sweep: it is written into the sweep folder (`job_failed`), shown
+as `failed: <why>` in the comparison and on the parent (its child run, if it opened one, FAILED),
+and the command ends with one line naming the failed jobs.
 """
 
 from __future__ import annotations
@@ -116,7 +120,7 @@ def report_failures(failures: list[dict], launched: int) -> None:
         message = f"{errors[0]} (each of the {launched} sweep job(s) failed so)"
     else:
         each = "; ".join(f"job #{job['job']}: {job['error']}" for job in failures)
-        others = "the others ran" if len(failures) < launched else "none ran"
+        others = "the others ran" if len(failures) < launched else "none finished"
         message = f"{len(failures)} of {launched} sweep jobs failed, {others}: {each}"
     if all(job["user"] for job in failures):
         fail(message)

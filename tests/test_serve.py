@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -206,6 +207,36 @@ def test_without_a_model_the_page_says_how_to_train_one(tmp_path):
         assert refused.status_code == 503
         assert refused.json()["train_command"] == "python -m moodgen.train"
         assert 'id="train-command"' in client.get("/").text
+
+
+def test_a_bool_is_not_a_mood(tmp_path):
+    """JSON true would pass for the number 1 (calm)."""
+    with TestClient(create_app(Studio(compose_serve(tmp_path, tmp_path / "pieces"))), base_url=LOCAL) as client:
+        response = client.post("/api/pieces", json={"mood": True})
+    assert response.status_code == 422
+    assert response.json() == {"error": "mood: use a mood name or a number 0-3, not true"}
+
+
+def test_ctrl_c_stops_the_server_with_one_line(tmp_path):
+    port = free_port()
+    command = [sys.executable, "-m", "moodgen.serve", f"port={port}", f"paths.root_dir={tmp_path}", *SERVE]
+    server = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal, not a background job
+    )
+    try:
+        wait_until_serving(f"http://127.0.0.1:{port}", server)
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert server.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1] == "moodgen: stopped (Ctrl-C)"
 
 
 def test_the_page_needs_nothing_from_outside(client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
@@ -74,6 +75,45 @@ def test_experiment_makes_one_parent_with_a_child_per_arm(tmp_path, midi_folder)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
     assert {"comparison/comparison.md", "comparison/comparison.csv", "comparison/val_loss.png"} <= artifacts
     assert parent.info.status == "FINISHED"
+
+
+def failing_sweep(tmp_path, *args: str) -> str:
+    """A sweep with a failing job: exit 2 once every job was tried, one line naming the failed jobs."""
+    command = [sys.executable, "-m", "moodgen.train", "-m", *args, f"paths.root_dir={tmp_path}"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    return result.stderr.strip().splitlines()[-1]
+
+
+def test_a_failed_arm_does_not_stop_the_others_and_the_parent_lists_it(tmp_path, midi_folder):
+    missing = tmp_path / "missing.ckpt"
+    line = failing_sweep(tmp_path, f"init_from={missing},null", *folder_args(midi_folder))
+    expected = f"1 of 2 sweep jobs failed, the others ran: job #0: init_from={missing}: no such checkpoint file"
+    assert line == f"moodgen: error: {expected}"
+    client, experiment = store(tmp_path)
+    (parent,) = client.search_runs([experiment], filter_string="tags.`moodgen.sweep` = 'train'")
+    children = client.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    by_arm = {c.data.params["init_from"]: c for c in children}
+    assert by_arm[str(missing)].info.status == "FAILED"
+    assert by_arm[str(missing)].data.tags["moodgen.error"].endswith("no such checkpoint file")
+    assert by_arm["None"].info.status == "FINISHED" and "lm/val_loss" in by_arm["None"].data.metrics  # it still ran
+    assert parent.info.status == "FAILED" and f"init_from={missing}" in parent.data.tags["moodgen.failed_arms"]
+    table = client.download_artifacts(parent.info.run_id, "comparison/comparison.md", str(tmp_path))
+    assert "| failed: init_from=" in Path(table).read_text()
+
+
+def test_a_failed_optuna_trial_is_marked_fail_and_the_study_goes_on(tmp_path, midi_folder):
+    args = [a for a in folder_args(midi_folder) if not a.startswith("model.seq_len")]
+    search = ["hparams_search=lm_optuna", "hydra.sweeper.n_trials=3", "model.seq_len=choice(0,32)"]
+    line = failing_sweep(tmp_path, *search, *args)
+    assert "sweep jobs failed, the others ran: job #0: model.seq_len=0 is out of range: use 1..65536" in line
+    study = optuna.load_study(study_name="lm_optuna", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+    states = {t.params["model.seq_len"]: t.state for t in study.trials}
+    assert states == {0: optuna.trial.TrialState.FAIL, 32: optuna.trial.TrialState.COMPLETE}
+    client, experiment = store(tmp_path)
+    (parent,) = client.search_runs([experiment], filter_string="tags.`moodgen.sweep` = 'lm_optuna'")
+    assert "model.seq_len=0 is out of range" in parent.data.tags["moodgen.failed_arms"]
+    assert parent.data.metrics["study/best_value"] == pytest.approx(study.best_value)
 
 
 def test_optuna_study_resumes_to_its_total(tmp_path, midi_folder):
