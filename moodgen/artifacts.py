@@ -16,6 +16,11 @@ from pathlib import Path
 
 from .errors import MoodgenError
 
+
+class ArtifactError(MoodgenError):
+    """A run's checkpoint or classifier refused as untrusted or damaged: never passed over quietly."""
+
+
 SKOPS_FILE = "model.skops"  # what mlflow.sklearn.save_model(serialization_format="skops") writes
 CHECKPOINT_FIX = "retrain with python -m moodgen.train, or use another run's checkpoint"
 CLASSIFIER_FIX = "retrain with python -m moodgen.train, or use a run you trust (model_run=<run id>)"
@@ -69,11 +74,11 @@ def _reading_checkpoint(name: str, fix: str) -> Iterator[None]:
     except Exception as exc:  # torch raises RuntimeError, EOFError, KeyError ... for a damaged file
         refused = _refused_global(exc)
         if refused is not None:
-            raise MoodgenError(
+            raise ArtifactError(
                 f"checkpoint {name} is refused: it holds more than weights ({refused}), and loading it "
                 f"could run code; {fix}"
             ) from None
-        raise MoodgenError(
+        raise ArtifactError(
             f"checkpoint {name} is damaged (truncated or not a checkpoint: {_reason(exc)}); {fix}"
         ) from None
 
@@ -85,16 +90,16 @@ def check_weights(state_dict: Mapping, name: str, fix: str = CHECKPOINT_FIX, zer
 
     floats = {key: t for key, t in state_dict.items() if isinstance(t, torch.Tensor) and t.is_floating_point()}
     if not floats:
-        raise MoodgenError(f"checkpoint {name} is damaged (it holds no weights); {fix}")
+        raise ArtifactError(f"checkpoint {name} is damaged (it holds no weights); {fix}")
     for key, tensor in floats.items():
         if not bool(torch.isfinite(tensor).all()):
-            raise MoodgenError(f"checkpoint {name} is damaged (weights {key} hold NaN or inf); {fix}")
+            raise ArtifactError(f"checkpoint {name} is damaged (weights {key} hold NaN or inf); {fix}")
     zero = [key for key, tensor in floats.items() if tensor.numel() and not bool(tensor.any())]
     if len(zero) == len(floats):
-        raise MoodgenError(f"checkpoint {name} is damaged (every weight is zero); {fix}")
+        raise ArtifactError(f"checkpoint {name} is damaged (every weight is zero); {fix}")
     matrices = [key for key in zero if floats[key].dim() >= 2]
     if matrices and not zero_matrices:
-        raise MoodgenError(f"checkpoint {name} is damaged (weight matrix {matrices[0]} is all zero); {fix}")
+        raise ArtifactError(f"checkpoint {name} is damaged (weight matrix {matrices[0]} is all zero); {fix}")
 
 
 def read_checkpoint(
@@ -111,7 +116,7 @@ def read_checkpoint(
     with _reading_checkpoint(name, fix):
         state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not isinstance(state.get("state_dict"), Mapping):
-        raise MoodgenError(f"checkpoint {name} is damaged (not a checkpoint: it has no state_dict); {fix}")
+        raise ArtifactError(f"checkpoint {name} is damaged (not a checkpoint: it has no state_dict); {fix}")
     check_weights(state["state_dict"], name, fix, zero_matrices)
     return state
 
@@ -133,12 +138,12 @@ def _sklearn_flavor(model_dir: Path, name: str) -> dict:
     try:
         flavors = yaml.safe_load((model_dir / "MLmodel").read_text()).get("flavors") or {}
     except FileNotFoundError:
-        raise MoodgenError(f"classifier {name} is damaged (it has no MLmodel file); {CLASSIFIER_FIX}") from None
+        raise ArtifactError(f"classifier {name} is damaged (it has no MLmodel file); {CLASSIFIER_FIX}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError) as exc:
-        raise MoodgenError(f"classifier {name} is damaged (its MLmodel: {_reason(exc)}); {CLASSIFIER_FIX}") from None
+        raise ArtifactError(f"classifier {name} is damaged (its MLmodel: {_reason(exc)}); {CLASSIFIER_FIX}") from None
     flavor = flavors.get("sklearn") if isinstance(flavors, dict) else None
     if not isinstance(flavor, dict):
-        raise MoodgenError(f"classifier {name} is damaged (its MLmodel has no sklearn flavor); {CLASSIFIER_FIX}")
+        raise ArtifactError(f"classifier {name} is damaged (its MLmodel has no sklearn flavor); {CLASSIFIER_FIX}")
     return flavor
 
 
@@ -153,7 +158,7 @@ def load_classifier(model_dir: str | Path, name: str | None = None):
     name = name or str(model_dir)
 
     def refused(why: str) -> MoodgenError:
-        return MoodgenError(f"classifier {name} is refused: {why}, and loading it could run code; {CLASSIFIER_FIX}")
+        return ArtifactError(f"classifier {name} is refused: {why}, and loading it could run code; {CLASSIFIER_FIX}")
 
     flavor = _sklearn_flavor(model_dir, name)
     form, stored = flavor.get("serialization_format"), flavor.get("pickled_model")
@@ -169,11 +174,11 @@ def load_classifier(model_dir: str | Path, name: str | None = None):
         untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(trusted))
         raise refused(f"it holds types moodgen does not trust ({', '.join(untrusted)})") from None
     except FileNotFoundError:
-        raise MoodgenError(f"classifier {name} is damaged (it has no {SKOPS_FILE}); {CLASSIFIER_FIX}") from None
+        raise ArtifactError(f"classifier {name} is damaged (it has no {SKOPS_FILE}); {CLASSIFIER_FIX}") from None
     except Exception as exc:  # not a zip, truncated, a schema skops cannot read
-        raise MoodgenError(f"classifier {name} is damaged ({SKOPS_FILE}: {_reason(exc)}); {CLASSIFIER_FIX}") from None
+        raise ArtifactError(f"classifier {name} is damaged ({SKOPS_FILE}: {_reason(exc)}); {CLASSIFIER_FIX}") from None
     if not callable(getattr(model, "predict_proba", None)):
-        raise MoodgenError(
+        raise ArtifactError(
             f"classifier {name} is damaged (it holds a {type(model).__name__}, not a classifier); {CLASSIFIER_FIX}"
         )
     return model

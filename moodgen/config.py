@@ -113,8 +113,8 @@ class DataConfig:
 @dataclass
 class TokenizerConfig:
     name: str = MISSING  # a tokenizer in moodgen.tokenizers.TOKENIZERS: remi | tsd | midilike | structured
-    pitch_range: list[int] = ranged(lambda: [21, 109], Range(0, 127))  # noqa: RUF009
-    beat_res: dict[str, int] = ranged(lambda: {"0_4": 8, "4_12": 4}, COUNT)  # noqa: RUF009
+    pitch_range: list[int] = ranged(lambda: [21, 109], Range(0, 127))
+    beat_res: dict[str, int] = ranged(lambda: {"0_4": 8, "4_12": 4}, COUNT)
     num_velocities: int = ranged(16, Range(1, 127))
     use_tempos: bool = False
     use_time_signatures: bool = False
@@ -143,17 +143,17 @@ class ModelConfig:
 @dataclass
 class TrainerConfig:
     accelerator: str = "cpu"
-    devices: Any = ranged(1, Range(1, also=(-1,), note="every device"))  # noqa: RUF009 (or "auto", or a list of ids)
+    devices: Any = ranged(1, Range(1, also=(-1,), note="every device"))  # (or "auto", or a list of ids)
     strategy: str = "auto"
     num_nodes: int = ranged(1, COUNT)
     precision: str = "32-true"
     max_epochs: int = ranged(4, COUNT)  # Lightning's -1 (endless) is refused
     max_steps: int = ranged(-1, Range(1, also=(-1,), note="no limit"))
     max_time: str | None = None  # "DD:HH:MM:SS" wall-clock cap
-    limit_train_batches: Any = ranged(1.0, BATCHES)  # noqa: RUF009
-    limit_val_batches: Any = ranged(1.0, BATCHES)  # noqa: RUF009
-    val_check_interval: Any = ranged(1.0, Range(0, 1, low_open=True, counts=COUNT))  # noqa: RUF009
-    fast_dev_run: Any = ranged(False, NON_NEGATIVE)  # noqa: RUF009 (true, or a number of batches)
+    limit_train_batches: Any = ranged(1.0, BATCHES)
+    limit_val_batches: Any = ranged(1.0, BATCHES)
+    val_check_interval: Any = ranged(1.0, Range(0, 1, low_open=True, counts=COUNT))
+    fast_dev_run: Any = ranged(False, NON_NEGATIVE)  # (true, or a number of batches)
     gradient_clip_val: float = ranged(1.0, NON_NEGATIVE)
     accumulate_grad_batches: int = ranged(1, COUNT)
     log_every_n_steps: int = ranged(10, COUNT)
@@ -213,7 +213,7 @@ class ClassifierConfig:
     heads: str = "joint"
     # copies of the training phrases, never of validation or test rows: transpose | cut
     augment: list[str] = field(default_factory=list)
-    transpose: list[int] = ranged(lambda: [-2, -1, 1, 2], Range(-6, 6))  # noqa: RUF009 (semitones, not 0)
+    transpose: list[int] = ranged(lambda: [-2, -1, 1, 2], Range(-6, 6))  # (semitones, not 0)
     cut_parts: int = ranged(2, Range(2, 4))  # augment=[cut]: each phrase's time split into this many equal parts (2..4)
     # repeated nested CV grouped by piece: `train` on the training phrases, `all` on every labelled
     # phrase (test ones too: a measure, never a selector); [] = off

@@ -13,17 +13,13 @@ log = logging.getLogger("moodgen")
 
 
 def evaluate(cfg: DictConfig) -> float:
-    from .errors import MoodgenError
+    from .config import check_ranges
     from .evaluation.mood import load_judges
     from .evaluation.run import evaluate as evaluate_sets
     from .evaluation.sets import generated_set, reference_set
     from .tracking import make_tracker
 
-    if cfg.max_pieces < 0 or cfg.grid_points < 2:
-        raise MoodgenError(
-            f"max_pieces={cfg.max_pieces}, grid_points={cfg.grid_points}: use max_pieces >= 0 (0: all) "
-            "and grid_points >= 2"
-        )
+    check_ranges(cfg)  # the ranges EvaluateConfig declares (the CLI checks them at composition too)
     generated = generated_set(cfg)  # bad paths and empty sets fail here, before any run is opened
     reference = reference_set(cfg)
     judges, tokenizer = load_judges(cfg, generated)

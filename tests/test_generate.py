@@ -338,3 +338,34 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     assert 0 < metrics["bench/attributes/overlap"] <= 1 and metrics["bench/attributes/alive"] >= 0
     none_pieces = [sorted((out / "pieces" / "none" / "fold0" / "seed0").glob(f"{m}_*.mid")) for m in MOODS]
     assert len({tuple(p.read_bytes() for p in files) for files in none_pieces}) == 4  # no mood shares a stream
+
+
+def test_concurrent_generations_into_one_out_dir_keep_every_piece(model_store, tmp_path):
+    """Two `generate` processes at once, same out_dir and seed: both recorded, no piece overwritten."""
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("moodgen").experiment_id
+    before = {r.info.run_id for r in client.search_runs([experiment], max_results=1000)}
+    out = tmp_path / "shared"
+    args = ["mood=calm", "n=2", "duration=3", "steering=none", f"out_dir={out}", f"paths.root_dir={model_store}"]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "moodgen.generate", *args], stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    sidecars = list((out / "calm").glob("*.json"))
+    assert sorted(p.stem for p in sidecars) == ["calm_0", "calm_0-2", "calm_1", "calm_1-2"]
+    for sidecar in sidecars:  # each name's files are one piece's: its sidecar names its own midi
+        piece = json.loads(sidecar.read_text())
+        assert piece["name"] == sidecar.stem and piece["files"]["midi"] == str(sidecar.with_suffix(".mid"))
+    new = [r for r in client.search_runs([experiment], max_results=1000) if r.info.run_id not in before]
+    assert len(new) == 2 and {r.info.status for r in new} == {"FINISHED"}
+    logged = [sorted(a.path for a in client.list_artifacts(r.info.run_id, "pieces/calm")) for r in new]
+    names = [Path(path).stem for paths in logged for path in paths if path.endswith(".mid")]
+    assert sorted(names) == ["calm_0", "calm_0-2", "calm_1", "calm_1-2"]  # each run logged its own two

@@ -21,7 +21,7 @@ from moodgen.generation.bundle import from_run
 from moodgen.tracking import CHECKPOINT_TAG
 from moodgen.train import train
 
-from .conftest import TINY_MODEL, TINY_TRAINER, compose_entry, compose_train, error_line
+from .conftest import TINY_MODEL, TINY_TRAINER, compose_entry, compose_train, error_line, make_midi, scale_piece
 
 PROBE = "classifier/mood4/final_cell/model"  # the mood probe from_run loads (features=final_cell)
 
@@ -219,3 +219,18 @@ def test_a_bad_checkpoint_is_one_line_naming_it(store, tmp_path, kind, monkeypat
     with pytest.raises(MoodgenError, match=rf"^checkpoint {path} {CHECKPOINTS[kind]}"):
         read_checkpoint(path)  # the helper the training pipeline reads checkpoints with
     assert not (tmp_path / "ran").exists()
+
+
+def test_evaluate_stops_at_a_refused_probe_instead_of_leaving_mood_out(store, tmp_path):
+    from moodgen.evaluate import evaluate
+
+    marker = tmp_path / "ran"
+    run_id = plant(store, probe=pickled_probe(tmp_path / "model", marker))
+    pieces = tmp_path / "pieces"
+    for i in range(2):
+        make_midi(pieces / f"calm_{i}.mid", scale_piece(i, 48), tracks=2)
+    cfg = compose_entry("evaluate", store[0], [f"pieces={pieces}", f"reference={pieces}", f"model_run={run_id}"], "ev")
+    with pytest.raises(MoodgenError, match=rf"classifier {PROBE} of run {run_id} is refused: ") as exc:
+        evaluate(cfg)
+    one_line(exc)
+    assert not marker.exists()

@@ -21,6 +21,7 @@ from omegaconf import OmegaConf
 
 from ..classifier.features import phrase_features
 from ..classifier.report import write_rows
+from ..config import check_ranges
 from ..data import vgmidi
 from ..errors import MoodgenError
 from ..generation.bundle import ModelBundle
@@ -51,13 +52,7 @@ class LabelledPhrases:
 def check_options(cfg) -> None:
     from ..classifier.stage import check_options as check_classifier
 
-    bad = cfg.seeds < 1 or cfg.first_seed < 0 or cfg.n < 1 or cfg.duration <= 0 or cfg.folds < 2
-    if bad or cfg.grid_points < 2:
-        raise MoodgenError(
-            f"seeds={cfg.seeds}, first_seed={cfg.first_seed}, n={cfg.n}, duration={cfg.duration}, "
-            f"folds={cfg.folds}, grid_points={cfg.grid_points}: use seeds >= 1, first_seed >= 0, n >= 1, "
-            "duration > 0, folds >= 2 and grid_points >= 2"
-        )
+    check_ranges(cfg)  # the ranges BenchmarkConfig declares (the CLI checks them at composition too)
     check_classifier(cfg.classifier)
     for name in [cfg.steering.name, *cfg.compare]:
         if name not in STEERING:

@@ -19,6 +19,7 @@ import sklearn
 import torch
 
 from ..artifacts import classifier_types
+from ..config import check_ranges
 from ..data import vgmidi
 from ..errors import MoodgenError
 from ..moods import MOODS
@@ -73,11 +74,6 @@ def save_sklearn(model, path: Path) -> None:
     )
 
 
-def _check_range(name: str, value, low, high) -> None:
-    if not low <= value <= high:
-        raise MoodgenError(f"classifier.{name}={value} is out of range: use {low}..{high}")
-
-
 def check_options(cfg) -> None:
     if cfg.name not in ("logreg", "finetune"):
         raise MoodgenError(f"unknown classifier {cfg.name!r}: use logreg, finetune or none")
@@ -101,15 +97,11 @@ def check_options(cfg) -> None:
         for value in option:
             if value not in allowed:
                 raise MoodgenError(f"unknown classifier option {value!r} in {list(option)}: use {', '.join(allowed)}")
-    for semitones in cfg.transpose:
-        if semitones == 0 or abs(semitones) > 6:
-            raise MoodgenError(f"classifier.transpose={list(cfg.transpose)}: use nonzero semitones in -6..6")
+    check_ranges(cfg, "classifier.")  # the ranges ClassifierConfig declares (the CLI checks them at composition)
+    if 0 in cfg.transpose:
+        raise MoodgenError(f"classifier.transpose={list(cfg.transpose)}: use nonzero semitones in -6..6")
     if "transpose" in cfg.augment and not cfg.transpose:
         raise MoodgenError("classifier.augment=[transpose] needs classifier.transpose, e.g. [-2,-1,1,2]")
-    for name, low, high in (("cut_parts", 2, 4), ("nested_folds", 2, 10), ("nested_repeats", 1, 20)):
-        _check_range(name, cfg[name], low, high)
-    for name in ("n_trials", "nested_trials"):
-        _check_range(name, cfg[name], 1, 10_000)
 
 
 def feature_matrix(kind: str, ctx, corpus) -> np.ndarray:

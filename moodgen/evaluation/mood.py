@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from ..artifacts import ArtifactError
 from ..classifier.report import write_confusion
 from ..errors import MoodgenError
 from ..generation.pieces import SILENT, predicted_moods
@@ -25,11 +26,14 @@ def model_run_of(cfg, generated: PieceSet) -> str:
 
 
 def load_judges(cfg, generated: PieceSet):
-    """The model run's judges, or None (with one warning) when there is no trained model."""
+    """The model run's judges, or None (with one warning) when there is no trained model; a refused or
+    damaged one is an error."""
     from ..generation.bundle import from_run
 
     try:
         bundle = from_run(cfg, model_run_of(cfg, generated))
+    except ArtifactError:  # an untrusted or damaged classifier is the user's to know, not a missing column
+        raise
     except MoodgenError as exc:
         log.warning("no mood classifier, mood columns left out: %s", exc)
         return None, None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,11 +123,28 @@ class Judges:
         return proba
 
 
+def claim_name(folder: Path, name: str) -> str:
+    """The first of `name`, `name-2`, ... whose sidecar this call creates (O_EXCL: one winner per name)."""
+    for k in itertools.count(1):
+        candidate = name if k == 1 else f"{name}-{k}"
+        try:
+            os.close(os.open(folder / f"{candidate}.json", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            continue
+        return candidate
+    raise AssertionError("unreachable")
+
+
 def write_piece(
     folder: Path, name: str, score: symusic.Score, sidecar: dict, wav: bool = True, png: bool = True
 ) -> dict:
-    """`<name>.mid`, `.png` piano roll, `.wav` (when fluidsynth is there) and `.json` sidecar."""
+    """`<name>.mid`, `.png` piano roll, `.wav` (when fluidsynth is there) and `.json` sidecar.
+
+    A name another piece in `folder` already has becomes `<name>-2`, `<name>-3`, ...: two
+    generations into one `out_dir`, even at the same moment, never overwrite each other's pieces.
+    """
     folder.mkdir(parents=True, exist_ok=True)
+    name = claim_name(folder, name)
     midi = folder / f"{name}.mid"
     score.dump_midi(str(midi))
     files = {"midi": str(midi)}
@@ -136,6 +155,7 @@ def write_piece(
         files["wav"] = str(folder / f"{name}.wav")
     sidecar = {
         **sidecar,
+        "name": name,
         "notes": note_count(score),
         "seconds": round(float(score.to("second").end()), 2),
         "files": files,

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from ..attributes import ATTRIBUTES, check_names, measure, to_bins
 from ..attributes.targets import MoodTargets, PhraseSummary, mood_targets, phrase_summary
+from ..config import check_ranges
 from ..errors import MoodgenError
 from ..models.module import quiet_trainer
 from ..moods import MOODS
@@ -157,30 +158,19 @@ def conditions(tokenizer, sequences: list[np.ndarray], names: list[str]) -> np.n
 
 def check_options(cfg) -> None:
     """Every option of steering=attributes, checked before any work: one line naming the fix."""
+    check_ranges(cfg, "steering.")  # the numeric ranges SteeringConfig and MoodConfig declare
     bad = []
     if cfg.scale not in ("mask", "bias", "off"):
         bad.append(f"steering.scale={cfg.scale} (use mask, bias or off)")
     if cfg.target not in ("median", "distinctive"):
         bad.append(f"steering.target={cfg.target} (use median or distinctive)")
-    if not cfg.guidance >= 0:
-        bad.append(f"steering.guidance={cfg.guidance} (use >= 0)")
-    for key in ("attribute_dropout", "condition_dropout"):
-        if not 0 <= cfg[key] < 1:
-            bad.append(f"steering.{key}={cfg[key]} (use 0 <= value < 1)")
-    for key in ("steps", "batch_size", "chunk_tokens", "candidates"):
-        if cfg[key] < 1:
-            bad.append(f"steering.{key}={cfg[key]} (use >= 1)")
-    if cfg.max_chord < 0:
-        bad.append(f"steering.max_chord={cfg.max_chord} (use >= 0; 0 is no limit)")
     missing = [m for m in MOODS if m not in cfg.moods]
     if missing:
         bad.append(f"steering.moods lacks {', '.join(missing)} (conf/mood_profile/<mood>.yaml)")
     for mood, own in cfg.moods.items():
-        if own.guidance is not None and not own.guidance >= 0:
-            bad.append(f"steering.moods.{mood}.guidance={own.guidance} (use >= 0, or null for steering.guidance)")
-        if own.scale not in (None, "major", "minor") or not own.tempo > 0:
+        if own.scale not in (None, "major", "minor"):
             bad.append(
-                f"conf/mood_profile/{mood}.yaml: scale={own.scale}, tempo={own.tempo} (major, minor or null; > 0)"
+                f"conf/mood_profile/{mood}.yaml: scale={own.scale} (major, minor or null)"
             )
     if bad:
         raise MoodgenError("steering=attributes: " + "; ".join(bad))
