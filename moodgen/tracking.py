@@ -332,6 +332,9 @@ def make_tracker(cfg: DictConfig, run_name: str, run_id: str | None = None) -> T
         tags["mlflow.parentRunId"] = parent
         tags[ARM_TAG] = arm
     tracker = Tracker(uri, cfg.logger.experiment_name, run_name, artifact_root, tags, run_id=run_id)
+    folder = Path(cfg.paths.output_dir).resolve()
+    tracker.set_tags({OUTPUT_TAG: str(folder)})  # a resumed run's newest local files are in its new folder
+    link_run_folder(Path(cfg.paths.root_dir), tracker.run_id, folder)
     if run_id is not None:
         return tracker  # a resumed run keeps the config it was started with
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -341,6 +344,22 @@ def make_tracker(cfg: DictConfig, run_name: str, run_id: str | None = None) -> T
     if hydra_dir.is_dir():
         tracker.log_artifact(hydra_dir, "config/hydra")
     return tracker
+
+
+def link_run_folder(root: Path, run_id: str, folder: Path) -> Path | None:
+    """`<root>/outputs/runs/<run id>` -> the run's output folder: a run's files found by its MLflow id.
+    The folder itself is named by time and token (Hydra makes it before the run, and its id, exist)."""
+    link = root / "outputs" / "runs" / run_id
+    fresh = link.with_name(f".{run_id}.{os.getpid()}")
+    try:
+        link.parent.mkdir(parents=True, exist_ok=True)
+        fresh.unlink(missing_ok=True)
+        fresh.symlink_to(folder, target_is_directory=True)
+        os.replace(fresh, link)  # a resumed run's link moves to its new folder in one step
+    except OSError as exc:  # a file system without links: the run's tag still names the folder
+        log.debug("no link %s: %s", link, exc)
+        return None
+    return link
 
 
 def open_parent_run(config: DictConfig, name: str) -> str:

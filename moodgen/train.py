@@ -76,7 +76,7 @@ def train(cfg: DictConfig) -> float | None:
     # heavy imports here, so a wrong option is reported before torch and mlflow load
     from . import pipeline
     from .data import lm_files
-    from .tracking import OUTPUT_TAG, make_tracker
+    from .tracking import make_tracker
 
     check_launch(cfg)
     checkpoint = None
@@ -86,7 +86,6 @@ def train(cfg: DictConfig) -> float | None:
             return finished_run(cfg)
     files = lm_files(cfg.data)  # a wrong data path fails here, before a run is recorded
     tracker = make_tracker(cfg, run_name(cfg), run_id=cfg.resume)
-    tracker.set_tags({OUTPUT_TAG: str(Path(cfg.paths.output_dir).resolve())})
     try:
         ctx = pipeline.run(cfg, tracker, files, resume_from=checkpoint)
     except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
@@ -106,7 +105,7 @@ def train(cfg: DictConfig) -> float | None:
         return ctx.metrics.get(cfg.optimized_metric)
     print(f"moodgen: run recorded: {tracker.where()}", flush=True)
     if tracker.run_id:
-        print(f"moodgen: browse it with: mlflow ui --backend-store-uri {tracker.uri}", flush=True)
+        print(f"moodgen: browse it with: {tracker.browse_hint()}", flush=True)
     return optimized_value(cfg, ctx.metrics)
 
 

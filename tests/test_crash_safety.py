@@ -222,6 +222,9 @@ def test_runs_started_in_the_same_second_get_their_own_folders(tmp_path, midi_fo
     assert len(runs) == 2 and len(folders) == 2
     seeds = {(Path(f) / ".hydra" / "overrides.yaml").read_text().count("seed=1") for f in folders}
     assert seeds == {0, 1}  # each folder holds its own run's record
+    for run in runs:  # and is found by the run's MLflow id
+        link = tmp_path / "outputs" / "runs" / run.info.run_id
+        assert link.resolve() == Path(run.data.tags[tracking.OUTPUT_TAG])
 
 
 def test_a_damaged_store_is_one_line(tmp_path):
