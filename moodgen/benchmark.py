@@ -12,11 +12,12 @@ from .cli import hydra_entry
 def benchmark(cfg: DictConfig) -> float:
     from .bench.run import benchmark as run_benchmark
     from .bench.run import check_options
-    from .generation.bundle import from_run
+    from .generation.bundle import VGMIDI, from_run
     from .tracking import make_tracker
 
     check_options(cfg)  # before the model loads
-    bundle = from_run(cfg, cfg.model_run)
+    # the folds' own probes and judges steer and judge: of the model run only VGMIDI's phrases are needed
+    bundle = from_run(cfg, cfg.model_run, needs=[VGMIDI], purpose="the steering benchmark")
     out = Path(cfg.out_dir or Path(cfg.paths.output_dir) / "benchmark").expanduser().resolve()
     methods = ", ".join(dict.fromkeys([*cfg.compare, cfg.steering.name]))
     tracker = make_tracker(cfg, f"benchmark {methods}")

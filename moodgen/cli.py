@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import shutil
 import sys
 import warnings
 from collections.abc import Callable
@@ -26,6 +28,24 @@ class _DropTips(logging.Filter):
         return "litlogger" not in record.getMessage()
 
 
+class _SacctOnce(logging.Filter):
+    """submitit asks `sacct` for its jobs' states on every poll; on a cluster without accounting
+    (no slurmdbd) each call fails and is warned about. Said once: the jobs are still followed by
+    their result files."""
+
+    said = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "Bypassing sacct error" not in record.getMessage():
+            return True
+        if _SacctOnce.said:
+            return False
+        _SacctOnce.said = True
+        record.msg = "sacct is unavailable (no SLURM accounting); following the jobs by their result files"
+        record.args = ()
+        return True
+
+
 def optuna_experimental_warning() -> type[Warning]:
     try:
         from optuna.exceptions import ExperimentalWarning
@@ -38,12 +58,93 @@ def quiet_third_party() -> None:
     """Silence advertising and deprecation chatter that is not ours to fix."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per artifact download
     logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_DropTips())
+    logging.getLogger("submitit").addFilter(_SacctOnce())
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=r".*number of training batches.*logging interval")
     warnings.filterwarnings("ignore", message=r".*``noload`` loader strategy is deprecated")
     # our own Hydra callback is instantiated on Hydra's legacy (blacklist) path
     warnings.filterwarnings("ignore", message=r".*_target_='moodgen\..*with no\s+_execution_whitelist_")
     warnings.filterwarnings("ignore", category=optuna_experimental_warning())
+
+
+# what a default (verbose=false) run keeps off the console; verbose=true lets it all through
+QUIET_LINES: dict[str, tuple[str, ...]] = {
+    # Lightning's hardware lines and its notes on how a configured batch limit is read
+    "pytorch_lightning.utilities.rank_zero": ("GPU available:", "TPU available:", "HPU available:", "`Trainer("),
+    "lightning_fabric.utilities.rank_zero": ("GPU available:", "TPU available:", "HPU available:"),
+    # MLflow creating or migrating a new SQLite store
+    "mlflow.store.db.utils": ("Creating initial MLflow database tables", "Updating database tables"),
+}
+QUIET_WARNINGS = (r"The `srun` command is available on your system but is not used",)
+
+
+class _QuietLines(logging.Filter):
+    def __init__(self, prefixes: tuple[str, ...]):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().lstrip().startswith(self.prefixes)
+
+
+class _NoZeroFlops(logging.Filter):
+    """Lightning's model summary without its FLOPs column and total when nothing was counted (always,
+    without an example_input_array): a column of zeros reads as a broken model."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = drop_zero_flops(record.getMessage()), ()
+        return True
+
+
+def drop_zero_flops(text: str) -> str:
+    lines = text.split("\n")
+    header = next((i for i, line in enumerate(lines) if " | " in line and "FLOPs" in line.split(" | ")[-1]), None)
+    total = next((i for i, line in enumerate(lines) if line.rstrip().endswith("Total Flops")), None)
+    if header is None or total is None or lines[total].split()[0] != "0":
+        return text
+    columns = len(lines[header].split(" | "))
+    kept = []
+    for i, line in enumerate(lines):
+        if i == total:
+            continue
+        parts = line.split(" | ")
+        kept.append(" | ".join(parts[:-1]).rstrip() if len(parts) == columns else line)
+    width = len(kept[header])
+    return "\n".join("-" * width if line and set(line) == {"-"} else line for line in kept)
+
+
+_QUIET_FILTERS: dict[str, logging.Filter] = {name: _QuietLines(p) for name, p in QUIET_LINES.items()}
+_QUIET_FILTERS["pytorch_lightning.callbacks.model_summary"] = _NoZeroFlops()
+
+
+def quiet_console(verbose: bool) -> None:
+    """Keep third-party housekeeping off the console (the default), or let it all through (verbose=true):
+    Lightning's srun hint and GPU/TPU lines, its batch-limit notes and a FLOPs column of zeros,
+    MLflow's store creation and its "View run/experiment at" links after each run on a server."""
+    for name, quiet in _QUIET_FILTERS.items():
+        logger = logging.getLogger(name)
+        if verbose:
+            logger.removeFilter(quiet)
+        elif quiet not in logger.filters:
+            logger.addFilter(quiet)
+    for message in QUIET_WARNINGS:
+        ours = [f for f in warnings.filters if f[0] == "ignore" and getattr(f[1], "pattern", None) == message]
+        if verbose and ours:
+            warnings.filters[:] = [f for f in warnings.filters if f not in ours]
+            getattr(warnings, "_filters_mutated", lambda: None)()  # what filterwarnings itself calls
+        elif not verbose and not ours:
+            warnings.filterwarnings("ignore", message=message)
+    global _url_lines_suppressed
+    if verbose and _url_lines_suppressed:
+        os.environ.pop(MLFLOW_URL_LINES, None)
+        _url_lines_suppressed = False
+    elif not verbose and MLFLOW_URL_LINES not in os.environ:  # a value of the user's own is left alone
+        os.environ[MLFLOW_URL_LINES] = "true"
+        _url_lines_suppressed = True
+
+
+MLFLOW_URL_LINES = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"  # MLflow's "🏃 View run ... at" after each run on a server
+_url_lines_suppressed = False
 
 
 def fail(message: str) -> NoReturn:
@@ -59,7 +160,25 @@ def one_line(exc: BaseException) -> str:
         parts += [ln for ln in lines if not ln.startswith(_NOISE)]
         exc = exc.__cause__
     text = " ".join(parts).split(" Config search path:")[0]
-    return text.replace(" Available options in", "; available options in").replace("\t", " ")
+    text = text.replace(" Available options in", "; available options in").replace("\t", " ")
+    return _OPTIONS.sub(_options_without_schema, text)
+
+
+# Hydra's "available options in 'model': lstm lstm_small ... schema" for an unknown group option;
+# `schema` is each group's structured-config node (register_configs), not an option to choose
+_OPTIONS = re.compile(
+    r"Could not find '(?P<wanted>[^']+)'; available options in '(?P<group>[^']+)':(?P<options>(?: [^\s;]+)+)"
+)
+
+
+def _options_without_schema(match: re.Match) -> str:
+    from difflib import get_close_matches
+
+    options = [o for o in match["options"].split() if o != "schema"]
+    group, wanted = match["group"], match["wanted"].rsplit("/", 1)[-1]
+    text = f"Could not find '{match['wanted']}'; available options in '{group}': {' '.join(options)}"
+    close = get_close_matches(wanted, options, n=1)
+    return f"{text}; did you mean {close[0]}?" if close else text
 
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -106,6 +225,7 @@ def check_overrides(config_name: str, argv: list[str]) -> list[str]:
         return argv
     sweeper = cfg.hydra.sweeper
     if sweeper.get("study_name") and sweeper.get("storage"):
+        from .study import StudySweeperConf
         from .sweeps import completed_trials
 
         done = completed_trials(sweeper.study_name, sweeper.storage)
@@ -116,6 +236,8 @@ def check_overrides(config_name: str, argv: list[str]) -> list[str]:
                 f"(n_trials={sweeper.n_trials} in total)",
                 flush=True,
             )
+            if sweeper.get("_target_") == StudySweeperConf._target_:
+                return ["--multirun", *overrides]  # it keeps the study's total itself, shared by every worker
             overrides.append(f"hydra.sweeper.n_trials={remaining}")
             if sweeper.get("sampler") and sweeper.sampler.get("seed") is not None:
                 # a re-seeded sampler would replay the first call's random start-up trials
@@ -172,6 +294,67 @@ def in_multirun() -> bool:
         return False
 
 
+HYDRA_FILES = (".hydra",)  # besides <task>.log: what Hydra writes into a run folder before the task starts
+
+
+def remove_leftovers(cfg, new_mlruns: Path | None) -> None:
+    """After a command failed: its run folder when it holds only Hydra's own files (config copies and
+    the log: the command stopped before writing anything), with the `outputs/` folders above it
+    that are then empty, and `new_mlruns` (an MLflow store this command created) when no run was
+    recorded in it. A folder with anything else in it, or one a recorded run links to, stays."""
+    root = Path(OmegaConf.select(cfg, "paths.root_dir", default=None) or os.getcwd()).resolve()
+    try:
+        folder = Path(HydraConfig.get().runtime.output_dir).resolve()
+    except ValueError:  # outside a Hydra run
+        folder = None
+    if folder is not None and folder.is_dir() and _only_hydra_files(folder) and not _linked(root, folder):
+        shutil.rmtree(folder, ignore_errors=True)
+        outputs = root / "outputs"
+        parent = folder.parent
+        while parent == outputs or outputs in parent.parents:
+            try:
+                parent.rmdir()  # only an empty one: another command's runs keep theirs
+            except OSError:
+                break
+            parent = parent.parent
+    if new_mlruns is not None and new_mlruns.is_dir() and _empty_store(new_mlruns):
+        shutil.rmtree(new_mlruns, ignore_errors=True)
+
+
+def _only_hydra_files(folder: Path) -> bool:
+    return all(p.name in HYDRA_FILES or (p.is_file() and p.suffix == ".log") for p in folder.iterdir())
+
+
+def _linked(root: Path, folder: Path) -> bool:
+    """A recorded run's outputs/runs/<run id> link points at the folder (moodgen.tracking.link_run_folder)."""
+    links = root / "outputs" / "runs"
+    return links.is_dir() and any(p.is_symlink() and p.resolve() == folder for p in links.iterdir())
+
+
+def _empty_store(mlruns: Path) -> bool:
+    """The default SQLite store holds no run and no artifact file, and nothing else is in its folder."""
+    import fcntl
+    import sqlite3
+    from contextlib import closing
+
+    expected = {"mlflow.db", "mlflow.db.lock", "mlflow.db-journal", "artifacts"}
+    if any(p.name not in expected for p in mlruns.iterdir()):
+        return False
+    artifacts = mlruns / "artifacts"
+    if artifacts.is_dir() and any(p.is_file() for p in artifacts.rglob("*")):
+        return False
+    database = mlruns / "mlflow.db"
+    if not database.exists():
+        return True
+    with open(mlruns / "mlflow.db.lock", "a") as lock:  # as moodgen.tracking.open_store: not mid-creation
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as connection:
+                return connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+        except sqlite3.Error:  # no runs table yet: nothing was recorded
+            return True
+
+
 def hydra_entry(config_name: str, task: Callable[[Any], Any]) -> Callable[[], Any]:
     """Build a `main()` that checks overrides, runs Hydra, and turns MoodgenError into one line.
 
@@ -183,8 +366,14 @@ def hydra_entry(config_name: str, task: Callable[[Any], Any]) -> Callable[[], An
 
     register_configs()
     quiet_third_party()
+    from .study import register_plugin
+
+    register_plugin()  # the sweeper of hydra/sweeper=moodgen_optuna
 
     def guarded(cfg):
+        quiet_console(bool(cfg.get("verbose", False)))
+        mlruns = OmegaConf.select(cfg, "paths.mlruns_dir", default=None)
+        had_mlruns = mlruns is None or Path(mlruns).exists()
         try:
             check_config(cfg, config_name)  # sweeps over values skip check_overrides
             return task(cfg)
@@ -196,6 +385,7 @@ def hydra_entry(config_name: str, task: Callable[[Any], Any]) -> Callable[[], An
                 from .sweeps import job_failed
 
                 return job_failed(exc)
+            remove_leftovers(cfg, None if had_mlruns else Path(mlruns))
             if isinstance(exc, MoodgenError):
                 fail(str(exc))
             raise

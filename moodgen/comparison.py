@@ -129,10 +129,12 @@ def log_study(config: DictConfig, parent_id: str, study, folder: Path) -> None:
     if not complete:
         return
     best = study.best_trial
+    # tags, not params: a continued study, or its next worker, finds another best (params never change);
+    # metrics at step = finished trials, so the parent shows the newest view of a shared study
     for key, value in best.params.items():
-        client.log_param(parent_id, f"best.{key}", value)
-    client.log_metric(parent_id, "study/best_value", best.value)
-    client.log_metric(parent_id, "study/trials", len(complete))
+        client.set_tag(parent_id, f"best.{key}", value)
+    client.log_metric(parent_id, "study/best_value", best.value, step=len(complete))
+    client.log_metric(parent_id, "study/trials", len(complete), step=len(complete))
     out = folder / "study"
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "trials.csv", "w", newline="") as handle:

@@ -303,6 +303,7 @@ class TrainConfig:
     sweep_name: str = "train"  # names a multirun's parent MLflow run and folder (experiments set it)
     init_from: str | None = None  # start the LM from a checkpoint: an MLflow run id or a .ckpt path
     resume: str | None = None  # continue a stopped run (MLflow run id) from its last checkpoint
+    verbose: bool = False  # print every third-party info line (Lightning's hardware lines, MLflow's setup, ...)
     data: DataConfig = MISSING
     tokenizer: TokenizerConfig = MISSING
     model: ModelConfig = MISSING
@@ -324,6 +325,7 @@ class ClassifyConfig:
     lm_run: str = "latest"  # an MLflow run id, or the newest finished training run
     data_root: str | None = None  # VGMIDI root; else the LM run's data.root, $MOODGEN_DATA_DIR, cache
     optimized_metric: str = "clf/mood4/final_cell/cv_acc"
+    verbose: bool = False  # print every third-party info line (Lightning's hardware lines, MLflow's setup, ...)
     classifier: ClassifierConfig = MISSING
     logger: LoggerConfig = MISSING
     paths: PathsConfig = MISSING
@@ -339,6 +341,7 @@ class ComposeConfig:
     max_tokens: int = ranged(4096, COUNT)  # safety cap per piece
     out_dir: str | None = None  # else this run's output folder
     data_root: str | None = None  # VGMIDI root for steering=conditioned's fine-tuning; else the model run's
+    verbose: bool = False  # print every third-party info line (Lightning's hardware lines, MLflow's setup, ...)
     steering: SteeringConfig = MISSING
     logger: LoggerConfig = MISSING
     paths: PathsConfig = MISSING
@@ -352,7 +355,7 @@ class GenerateConfig(ComposeConfig):
     mood: str = MISSING  # depressed|sad, calm, angry|tense, happy|excited, or 0-3
     n: int = ranged(4, COUNT)
     duration: float = ranged(30.0, POSITIVE)  # seconds, tracked on the decoded music
-    seed: int = ranged(0, SEED)
+    seed: int | None = ranged(None, SEED)  # null: a fresh one per call (printed and recorded); n: the same pieces again
 
 
 @dataclass
@@ -385,6 +388,7 @@ class EvaluateConfig:
     max_pieces: int = ranged(0, NON_NEGATIVE)  # 0: every piece of each set
     grid_points: int = ranged(1000, GRID)  # the common grid the distance densities are compared on
     seed: int = ranged(0, SEED)
+    verbose: bool = False  # print every third-party info line (Lightning's hardware lines, MLflow's setup, ...)
     logger: LoggerConfig = MISSING
     paths: PathsConfig = MISSING
 
@@ -503,9 +507,34 @@ def run_token() -> str:
     return os.environ.get("TORCHELASTIC_RUN_ID") or uuid.uuid4().hex[:8]
 
 
+GPU_ACCELERATORS = ("gpu", "cuda", "auto")
+
+
+def gpus_per_node(accelerator: Any, devices: Any) -> int | None:
+    """What a SLURM job asks for (hydra.launcher.gpus_per_node): trainer.devices GPUs when training
+    on GPUs, none for CPU (sbatch refuses a GPU request where the partition has none: "Invalid
+    generic resource (gres) specification"). `auto` counts as GPU: trainer=ddp is built on
+    trainer=gpu; on a CPU partition give trainer.accelerator=cpu. devices=-1/"auto" asks for 1 GPU
+    (the count is unknown before the job runs): set trainer.devices to the count instead."""
+    if str(accelerator).lower() not in GPU_ACCELERATORS:
+        return None
+    if isinstance(devices, bool):
+        return 1
+    if isinstance(devices, int):
+        return devices if devices > 0 else 1
+    if isinstance(devices, (list, tuple, ListConfig)):
+        return max(1, len(devices))
+    text = str(devices).strip()
+    if text.isdigit():
+        return max(1, int(text))
+    ids = [part for part in text.strip("[]").split(",") if part.strip()]  # "0,1": device ids
+    return len(ids) if text not in ("auto", "-1") and ids else 1
+
+
 def register_configs() -> None:
     # `${cwd:}`: the launch folder, resolvable outside a Hydra run too (tests, notebooks)
     OmegaConf.register_resolver("cwd", os.getcwd, replace=True)
+    OmegaConf.register_resolver("gpus_per_node", gpus_per_node, replace=True)  # hydra/launcher=slurm
     OmegaConf.register_resolver("run_token", run_token, replace=True, use_cache=True)  # kept in the config, as `now`
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig, replace=True)
@@ -516,3 +545,6 @@ def register_configs() -> None:
     cs.store(name="serve_schema", node=ServeConfig, replace=True)
     for group, node in GROUP_SCHEMAS.items():
         cs.store(group=group, name="schema", node=node, replace=True)
+    from .study import register_config
+
+    register_config()  # hydra/sweeper=moodgen_optuna: Optuna studies shared by parallel workers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from .errors import MoodgenError
 
 # mood = valence + 2 * arousal, with valence and arousal in {0, 1} (VGMIDI v1 labels).
@@ -23,4 +25,11 @@ def mood_index(mood: str | int) -> int:
         return MOODS.index(name)
     valid = ", ".join(f"{i}={m}" for i, m in enumerate(MOODS))
     aliases = ", ".join(f"{a}={m}" for a, m in ALIASES.items())
-    raise MoodgenError(f"unknown mood {mood!r}: use one of {valid} (aliases: {aliases})")
+    near = difflib.get_close_matches(text, [*MOODS, *ALIASES], 1, 0.6)
+    guess = f"did you mean {near[0]}? " if near else ""
+    raise MoodgenError(f"unknown mood {mood!r}: {guess}use one of {valid} (aliases: {aliases})")
+
+
+def with_article(word: str) -> str:
+    """'an angry', 'a calm': a mood as the sentences name it."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

@@ -52,6 +52,8 @@ class Context:
     classifiers: dict[str, Any] = field(default_factory=dict)  # "<target>/<features>" -> fitted sklearn model
     neurons: dict | None = None  # the L1 steering probe's sentiment neurons
     metrics: dict[str, float] = field(default_factory=dict)
+    samples_dir: Path | None = None  # the samples stage's pieces, printed at the end of the run
+    report: Path | None = None  # the evaluation stage's HTML report
 
     def record(self, metrics: dict[str, float]) -> None:
         self.metrics.update(metrics)
@@ -260,6 +262,7 @@ def samples_stage(ctx: Context) -> Context:
     if bundle.steering_dir.is_dir():
         ctx.tracker.log_artifact(bundle.steering_dir, "steering")
     ctx.tracker.log_artifact(folder, "samples")
+    ctx.samples_dir = folder
     ctx.record(metrics)
     log.info("samples: %s", ", ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
     return ctx

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from omegaconf import DictConfig
 log = logging.getLogger("moodgen")
 
 PARENT_FILE = "mlflow_parent_run_id"
+SWEPT_FILE = "swept_keys.json"  # in the sweep folder: the keys that vary between arms (their labels)
 SWEEP_TAG = "moodgen.sweep"
 FAILED_DIR = "failed_jobs"  # in the sweep folder: <job number>.json per failed job, from any node
 
@@ -40,6 +42,23 @@ def parent_run_id(sweep_dir: str | Path) -> str | None:
     return path.read_text().strip() if path.exists() else None
 
 
+def swept_keys(config: DictConfig) -> list[str]:
+    """The keys a multirun varies: its command line's sweeps (`model.dropout=0.1,0.2`,
+    `model.lr=interval(...)`) and the sweeper's own params (experiments, Optuna searches)."""
+    from .cli import _is_sweep
+    from .tracking import override_key
+
+    keys = [override_key(str(o)) for o in config.hydra.overrides.task if _is_sweep(str(o))]
+    keys += [override_key(str(key)) for key in (config.hydra.sweeper.get("params") or {})]
+    return list(dict.fromkeys(keys))
+
+
+def read_swept_keys(sweep_dir: str | Path) -> list[str] | None:
+    """The swept keys the sweep's callback wrote (None: not a sweep this callback started)."""
+    path = Path(sweep_dir) / SWEPT_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from .tracking import open_parent_run
@@ -47,12 +66,16 @@ class MlflowSweepCallback(Callback):
         storage = config.hydra.sweeper.get("storage")
         if isinstance(storage, str) and storage.startswith("sqlite:///"):  # Optuna does not create folders
             Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        if config.logger.name == "none":
-            return
-        name = sweep_name(config)
-        parent = open_parent_run(config, name)
         folder = Path(config.hydra.sweep.dir)
         folder.mkdir(parents=True, exist_ok=True)
+        (folder / SWEPT_FILE).write_text(json.dumps(swept_keys(config)))  # read by every job, on any node
+        if config.logger.name == "none":
+            return
+        from .study import study_lock
+
+        name = sweep_name(config)
+        with study_lock(storage, config.hydra.sweeper.get("study_name")):  # workers of one study: one parent
+            parent = open_parent_run(config, name)
         (folder / PARENT_FILE).write_text(parent)
         log.info("sweep %r: parent MLflow run %s", name, parent)
 
@@ -98,9 +121,35 @@ def job_failed(exc: Exception) -> float:
     job = HydraConfig.get().job.num
     folder = Path(HydraConfig.get().sweep.dir) / FAILED_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    record = {"job": job, "arm": sweep_job()[1], "error": error, "user": user}
+    record = {"job": job, "arm": sweep_job()[1], "error": error, "user": user, **cluster_job()}
     (folder / f"{job}.json").write_text(json.dumps(record))
     return math.nan
+
+
+def cluster_job() -> dict[str, str]:
+    """Inside a SLURM job (hydra/launcher=slurm): {"slurm_job": its id, "log": submitit's log of this
+    task, where the job's own log lines and tracebacks are}; {} elsewhere."""
+    from .tracking import slurm_job_id
+
+    slurm = slurm_job_id()
+    if not slurm:
+        return {}
+    record = {"slurm_job": slurm}
+    if os.environ.get("SUBMITIT_FOLDER"):
+        try:
+            import submitit
+
+            record["log"] = str(submitit.JobEnvironment().paths.stdout)
+        except Exception:  # not a submitit job after all: the id alone
+            pass
+    return record
+
+
+def _job_name(job: dict) -> str:
+    """'job #1' locally; 'job #1 (SLURM job 12_1, log .../12_1_0_log.out)' on a cluster."""
+    where = [f"SLURM job {job['slurm_job']}"] if job.get("slurm_job") else []
+    where += [f"log {job['log']}"] if job.get("log") else []
+    return f"job #{job['job']}" + (f" ({', '.join(where)})" if where else "")
 
 
 def failed_jobs(sweep_dir: str | Path) -> list[dict]:
@@ -117,9 +166,11 @@ def report_failures(failures: list[dict], launched: int) -> None:
 
     errors = list(dict.fromkeys(job["error"] for job in failures))
     if len(errors) == 1 and len(failures) == launched:
-        message = f"{errors[0]} (each of the {launched} sweep job(s) failed so)"
+        logs = [job["log"] for job in failures if job.get("log")]
+        where = f"; their logs: {', '.join(logs)}" if logs else ""
+        message = f"{errors[0]} (each of the {launched} sweep job(s) failed so{where})"
     else:
-        each = "; ".join(f"job #{job['job']}: {job['error']}" for job in failures)
+        each = "; ".join(f"{_job_name(job)}: {job['error']}" for job in failures)
         others = "the others ran" if len(failures) < launched else "none finished"
         message = f"{len(failures)} of {launched} sweep jobs failed, {others}: {each}"
     if all(job["user"] for job in failures):
@@ -138,8 +189,10 @@ def study_of(config: DictConfig) -> optuna.Study | None:
     sweeper = config.hydra.sweeper
     if not sweeper.get("study_name") or not sweeper.get("storage"):
         return None
+    from .study import open_storage
+
     try:
-        return optuna.load_study(study_name=sweeper.study_name, storage=sweeper.storage)
+        return optuna.load_study(study_name=sweeper.study_name, storage=open_storage(sweeper.storage))
     except KeyError:
         return None
 
@@ -149,8 +202,10 @@ def completed_trials(study_name: str, storage: str | None) -> int:
         return 0
     if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).exists():
         return 0  # no database yet (and none is created by asking)
+    from .study import open_storage
+
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=open_storage(storage))
     except KeyError:  # no such study yet
         return 0
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)

@@ -12,6 +12,8 @@ import logging
 import os
 import socket
 import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,8 @@ def open_store(uri: str) -> MlflowClient:
 
     database = sqlite_path(uri)
     if database is None:
+        if uri.startswith(("http://", "https://")):
+            check_server(uri)
         return MlflowClient(tracking_uri=uri)
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(database.with_name(database.name + ".lock"), "w") as lock:
@@ -67,20 +71,116 @@ def open_store(uri: str) -> MlflowClient:
     return client
 
 
+def check_server(uri: str, timeout: float = 10) -> None:
+    """An MLflow server that does not answer is one line at once (MLflow's client would retry for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    from .errors import MoodgenError
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answers (a proxy or an auth layer may guard /health): the client says more
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise MoodgenError(
+            f"the MLflow server {uri} does not answer ({reason}); start it (scripts/tracking_server.sh start) "
+            "or point MLFLOW_TRACKING_URI / logger.tracking_uri at a running one"
+        ) from None
+
+
+# The MLflow UI (3.x) opens an experiment without this tag in its GenAI view ("Traces"); this kind
+# selects the classic runs table and charts.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# MLflow 3.17 has no experiment-level setting for the runs table's default columns (they are kept in
+# each browser); a shared view is the nearest: an experiment tag `mlflow.sharedViewState.<key>` that
+# the page applies when opened as #/experiments/<id>?viewStateShareKey=<key> (runs_view_url), and
+# then keeps in that browser. Its columns are what a user compares runs by.
+RUNS_VIEW_KEY = "moodgen-runs"
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW_KEY}"
+KEY_METRICS = (
+    "lm/best_val_loss",  # the language model (lower is better)
+    "lm/best_val_ppl",
+    "clf/mood4/final_cell/cv_acc",  # the mood classifier: CV on the training phrases
+    "clf/mood4/final_cell/test_acc",
+    "steer/attributes/accuracy",  # the training run's own samples, default steering, judged by its probe
+    "bench/attributes/accuracy",  # the steering benchmark: a cross-fitted judge
+    "bench/none/accuracy",
+)
+
+
+def runs_view_state() -> str:
+    """The shared view's JSON (the page's own serialised state): runs newest first, the key metrics
+    as columns and, in the chart view, as a first section of their own ("Key metrics"); every other
+    metric is charted after it in its usual section (the UI adds those)."""
+    columns = ["attributes.`Duration`", *(f"metrics.`{key}`" for key in KEY_METRICS)]
+    section = {"display": True, "isReordered": True, "deleted": False, "isGenerated": False}
+    sections = [{"uuid": f"moodgen-{name.split()[0].lower()}", "name": name, **section} for name in CHART_SECTIONS]
+    charts = [
+        {
+            "uuid": f"moodgen-chart-{i}",
+            "type": "BAR",
+            "runsCountToCompare": 10,
+            "metricSectionId": sections[0]["uuid"],
+            "deleted": False,
+            "isGenerated": False,
+            "displayName": key,
+            "metricKey": key,
+        }
+        for i, key in enumerate(KEY_METRICS)
+    ]
+    state = {
+        "orderByKey": "attributes.start_time",
+        "orderByAsc": False,
+        "selectedColumns": columns,
+        "compareRunCharts": charts,
+        "compareRunSections": sections,
+        "isAccordionReordered": True,
+    }
+    return json.dumps(state, separators=(",", ":"))
+
+
+CHART_SECTIONS = ("Key metrics", "Model metrics", "System metrics")  # the last two: MLflow's own names
+
+
+def runs_view_url(base_url: str, experiment_id: str) -> str:
+    """The experiment's runs table on an MLflow server (e.g. `mlflow ui` at http://127.0.0.1:5000) in
+    the runs view. MLflow 3.17's own UI decides GenAI or classic by its "GenAI | Model training"
+    switch (remembered per browser, GenAI at first), not by the experiment's kind: the link sets it."""
+    query = f"workflowType=machine_learning&viewStateShareKey={RUNS_VIEW_KEY}"
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+
+
+def experiment_tags() -> dict[str, str]:
+    return {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND, RUNS_VIEW_TAG: runs_view_state()}
+
+
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: Path | None) -> str:
+    """The experiment's id, created with experiment_tags(); an experiment made before them (or by
+    another tool) gets them the first time a command opens it. A kind a user set by hand stays."""
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    location = (artifact_root / name).as_uri() if artifact_root else None
-    try:
-        return client.create_experiment(name, artifact_location=location)
-    except MlflowException:  # another command created it a moment ago
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+    if experiment is None:
+        location = (artifact_root / name).as_uri() if artifact_root else None
+        try:
+            return client.create_experiment(name, artifact_location=location, tags=experiment_tags())
+        except MlflowException:  # another command created it a moment ago
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    # the kind is set once; the view is ours and follows KEY_METRICS
+    missing = {
+        key: value
+        for key, value in experiment_tags().items()
+        if key not in experiment.tags or (key == RUNS_VIEW_TAG and experiment.tags[key] != value)
+    }
+    for key, value in missing.items():
+        client.set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -247,6 +347,14 @@ class Tracker:
     def where(self) -> str:
         return f"MLflow run {self.run_id} (experiment {self.experiment!r}) in {self.uri}"
 
+    def browse_hint(self) -> str:
+        """How to look at the run: a server's own page, else `mlflow ui` on the store and the runs
+        table it serves (the key-metric columns; MLflow's own start page is the GenAI view)."""
+        if self.uri.startswith(("http://", "https://")):
+            return f"open {self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
+        table = runs_view_url("http://127.0.0.1:5000", self.experiment_id)
+        return f"mlflow ui --backend-store-uri {self.uri}  (then open {table})"
+
 
 class NullTracker:
     """logger=none, or a non-zero rank: the same calls, recorded nowhere."""
@@ -301,10 +409,32 @@ def sweep_job() -> tuple[str | None, str]:
         return None, ""
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return None, ""
-    swept = [str(key) for key in (hydra_cfg.sweeper.get("params") or {})]
+    from .sweeps import read_swept_keys
+
+    # the keys that vary between the arms: written by the sweep's callback (command-line sweeps and
+    # the sweeper's params), else the sweeper's params; the label leaves out what every arm shares
+    swept = read_swept_keys(hydra_cfg.sweep.dir)
+    if swept is None:
+        swept = [str(key) for key in (hydra_cfg.sweeper.get("params") or {})]
     overrides = list(hydra_cfg.overrides.task)
-    arm = [o for o in overrides if o.lstrip("+~").split("=")[0] in swept] or overrides
+    arm = [o for o in overrides if override_key(o) in swept] or overrides
     return parent_run_id(hydra_cfg.sweep.dir), " ".join(_short(o) for o in arm)
+
+
+def override_key(override: str) -> str:
+    """'+model.lr=0.1' -> 'model.lr', 'model=lstm' -> 'model', '~tags' -> 'tags'."""
+    return override.lstrip("+~").split("=", 1)[0].split("@", 1)[0]
+
+
+SLURM_JOB_TAG = "moodgen.slurm_job"  # the SLURM job (array jobs as <array id>_<task>, as submitit names them)
+
+
+def slurm_job_id() -> str | None:
+    """This process's SLURM job, as squeue/scontrol and submitit's log names show it; None outside SLURM."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    if array and task:
+        return f"{array}_{task}"
+    return os.environ.get("SLURM_JOB_ID") or None
 
 
 def _short(override: str) -> str:
@@ -327,6 +457,9 @@ def make_tracker(cfg: DictConfig, run_name: str, run_id: str | None = None) -> T
     commit = git_commit(Path(__file__).parent)  # the code that ran, wherever it was launched
     if commit:
         tags["mlflow.source.git.commit"] = commit
+    slurm = slurm_job_id()
+    if slurm:
+        tags[SLURM_JOB_TAG] = slurm
     parent, arm = sweep_job()
     if parent:
         tags["mlflow.parentRunId"] = parent
@@ -389,27 +522,57 @@ OUTPUT_TAG = "moodgen.output_dir"  # where the run's local files (checkpoints wh
 ARM_TAG = "moodgen.arm"  # a sweep job's swept overrides
 
 
+@dataclass(frozen=True)
+class RunNeed:
+    """Something a training run must hold for a task (steering=conditioned: the mood classifier).
+
+    `has(client, run)` says whether it does; `setting(run)` names the run's option that left it out
+    (e.g. "classifier=none"), for the line that says why a newer run was passed over."""
+
+    what: str  # "a mood classifier": read as "newest with <what>"
+    has: Callable[[Any, Any], bool]
+    setting: Callable[[Any], str] = lambda run: ""
+
+
 def find_train_run(cfg: DictConfig, ref: str, option: str = "lm_run"):
     """An MLflow run by id, or `latest`: the newest finished training run with a checkpoint."""
     from mlflow.exceptions import MlflowException
 
     from .errors import MoodgenError
 
+    if ref == "latest":
+        client, run, _ = newest_train_run(cfg)
+        return client, run
     uri = tracking_uri(cfg)
     client = open_store(uri)
-    if ref != "latest":
-        try:
-            run = client.get_run(ref)
-        except MlflowException:
-            raise MoodgenError(
-                f"no MLflow run {ref!r} in {uri}; use {option}=latest or a run id from `mlflow ui`"
-            ) from None
-        if CHECKPOINT_TAG not in run.data.tags:
-            raise MoodgenError(
-                f"run {ref} has no checkpoint (fast_dev_run or logger.log_checkpoints=false?); "
-                "train one with: python -m moodgen.train"
-            )
-        return client, run
+    try:
+        run = client.get_run(ref)
+    except MlflowException:
+        raise MoodgenError(
+            f"no MLflow run {ref!r} in {uri}; use {option}=latest or a run id from `mlflow ui`"
+        ) from None
+    if CHECKPOINT_TAG not in run.data.tags:
+        raise MoodgenError(
+            f"run {ref} has no checkpoint (fast_dev_run or logger.log_checkpoints=false?); "
+            "train one with: python -m moodgen.train"
+        )
+    return client, run
+
+
+def newest_train_run(
+    cfg: DictConfig, needs: Sequence[RunNeed] = (), purpose: str = "", fix: str = ""
+) -> tuple[Any, Any, str]:
+    """(client, run, why): the newest finished training run with a checkpoint and all of `needs`.
+
+    `why` says which run it is and why newer ones were passed over, e.g. "newest with a mood
+    classifier; 2 newer runs have no mood classifier: classifier=none" (also logged). No such run:
+    one line naming what `purpose` (e.g. "steering=conditioned") needs, the newest run's setting,
+    and `fix` (else: train such a run, or name one with model_run=).
+    """
+    from .errors import MoodgenError
+
+    uri = tracking_uri(cfg)
+    client = open_store(uri)
     experiment = client.get_experiment_by_name(cfg.logger.experiment_name)
     runs = (
         []
@@ -421,13 +584,40 @@ def find_train_run(cfg: DictConfig, ref: str, option: str = "lm_run"):
             max_results=100,
         )
     )
+    runs = [run for run in runs if CHECKPOINT_TAG in run.data.tags]
+    if not runs:
+        raise MoodgenError(
+            f"no finished training run with a checkpoint in {uri} (experiment "
+            f"{cfg.logger.experiment_name!r}); train one with: python -m moodgen.train"
+        )
+    passed: list[tuple[Any, RunNeed]] = []  # newer runs, each with the first need it lacks
     for run in runs:
-        if CHECKPOINT_TAG in run.data.tags:
-            return client, run
+        lacking = next((need for need in needs if not need.has(client, run)), None)
+        if lacking is None:
+            why = passed_over(needs, passed)
+            log.info("model run %s (%s)", run.info.run_id, why)
+            return client, run, why
+        passed.append((run, lacking))
+    newest, lacking = passed[0]
+    setting = lacking.setting(newest)
     raise MoodgenError(
-        f"no finished training run with a checkpoint in {uri} (experiment "
-        f"{cfg.logger.experiment_name!r}); train one with: python -m moodgen.train"
+        f"no finished training run in {uri} has {lacking.what}, which {purpose or 'this'} needs (the newest, "
+        f"{newest.info.run_id[:8]}, has none{': ' + setting if setting else ''}); "
+        f"{fix or 'train one with it (python -m moodgen.train), or pick a run with model_run=<run id>'}"
     )
+
+
+def passed_over(needs: Sequence[RunNeed], passed: list[tuple[Any, RunNeed]]) -> str:
+    """'the newest finished training run', or 'newest with X; 2 newer runs have none: classifier=none'."""
+    if not needs:
+        return "the newest finished training run"
+    what = " and ".join(need.what for need in needs)
+    if not passed:
+        return f"the newest finished training run; it has {what}"
+    settings = list(dict.fromkeys(need.setting(run) or run.info.run_id[:8] for run, need in passed))
+    lacked = " or ".join(dict.fromkeys(need.what.removeprefix("a ").removeprefix("an ") for _, need in passed))
+    newer = f"{len(passed)} newer run{'s' if len(passed) > 1 else ''} {'have' if len(passed) > 1 else 'has'}"
+    return f"newest with {what}; {newer} no {lacked}: {', '.join(settings)}"
 
 
 def checkpoint_step(path: str | Path) -> int | None:

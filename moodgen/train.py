@@ -106,7 +106,19 @@ def train(cfg: DictConfig) -> float | None:
     print(f"moodgen: run recorded: {tracker.where()}", flush=True)
     if tracker.run_id:
         print(f"moodgen: browse it with: {tracker.browse_hint()}", flush=True)
+    print_made(ctx)
     return optimized_value(cfg, ctx.metrics)
+
+
+def print_made(ctx) -> None:
+    """The files a user opens after training: the samples (one command to listen) and the report."""
+    from .generation.session import open_command
+
+    if ctx.samples_dir is not None:
+        print(f"moodgen: samples (per mood: .wav, .mid, piano-roll .png): {ctx.samples_dir}", flush=True)
+        print(f"moodgen: listen: {open_command(ctx.samples_dir)}", flush=True)
+    if ctx.report is not None:
+        print(f"moodgen: evaluation report: {ctx.report}", flush=True)
 
 
 main = hydra_entry("train", train)

@@ -105,3 +105,34 @@ TINY_TRAINER = [
     "steering.chunk_tokens=64",
     "steering.max_chunks=24",
 ]
+
+
+# screenshots and other files a person looks at after a run: under $MOODGEN_ARTIFACTS/<test> when it
+# is set (CI can keep that folder), else in the test's tmp folder; listed at the end of the session
+ARTIFACT_FOLDERS: list[Path] = []
+
+
+@pytest.fixture
+def artifacts_dir(request, tmp_path) -> Path:
+    base = os.environ.get("MOODGEN_ARTIFACTS")
+    folder = Path(base) / request.node.name if base else tmp_path / "artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    ARTIFACT_FOLDERS.append(folder)
+    return folder
+
+
+def pytest_terminal_summary(terminalreporter):
+    kept = [folder for folder in ARTIFACT_FOLDERS if folder.is_dir() and any(folder.iterdir())]
+    if kept:
+        terminalreporter.write_sep("-", "test artefacts (screenshots)")
+        for folder in kept:
+            terminalreporter.write_line(f"{folder}: {', '.join(sorted(p.name for p in folder.iterdir()))}")
+
+
+def require_tool(available: bool, reason: str) -> None:
+    """Skip without a system tool; in CI (CI=true, where .ci/run installs it) its absence is a failure."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI installs it: .ci/run)")
+    pytest.skip(reason)

@@ -50,13 +50,22 @@ def test_checksum_mismatch_aborts_and_leaves_nothing(vgmidi_root, tmp_path):
     with pytest.raises(MoodgenError, match=r"checksum mismatch for v1/vgmidi_test.csv"):
         download_vgmidi(dest, url_template=url, manifest=subset, show_progress=False)
     assert not dest.exists()
-    assert list((tmp_path / "cache").iterdir()) == []  # no staging folder left behind
+    assert not (tmp_path / "cache").exists()  # no staging folder, nor the cache folder it made, left behind
 
 
 def test_unreachable_archive_is_one_clear_error(tmp_path):
     url = (tmp_path / "nowhere" / "{commit}.zip").as_uri().replace("%7B", "{").replace("%7D", "}")
     with pytest.raises(MoodgenError, match=r"could not download VGMIDI.*data.root"):
         download_vgmidi(tmp_path / "vgmidi", url_template=url, manifest={"v1/x.csv": "0"}, show_progress=False)
+
+
+def test_unreachable_github_leaves_no_empty_cache_folder(tmp_path):
+    cache = tmp_path / "home" / ".cache"
+    cache.mkdir(parents=True)  # there before: stays
+    dest = cache / "moodgen" / "vgmidi"
+    with pytest.raises(MoodgenError, match=r"could not download VGMIDI from http://127\.0\.0\.1:9/"):
+        download_vgmidi(dest, url_template="http://127.0.0.1:9/{commit}.zip", show_progress=False)
+    assert cache.is_dir() and list(cache.iterdir()) == []  # no moodgen/, no staging folder
 
 
 def test_resolve_root_downloads_into_the_user_cache(vgmidi_root, monkeypatch, tmp_path):

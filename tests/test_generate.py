@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from moodgen.errors import MoodgenError
 from moodgen.generate import generate
 from moodgen.generation.bundle import from_run
 from moodgen.generation.render import note_count
+from moodgen.generation.session import open_command
 from moodgen.moods import MOODS
 from moodgen.steering import STEERING
 from moodgen.steering.attributes import AttributeSteering
@@ -67,7 +70,10 @@ def model_store(tmp_path_factory, vgmidi_root) -> Path:
             "samples.n=3",  # enough sounding pieces for the evaluation stage
         ],
     )
-    train(cfg)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        train(cfg)
+    (root / "train_stdout.txt").write_text(printed.getvalue())  # what the user saw at the end
     return root
 
 
@@ -84,10 +90,19 @@ def test_training_ends_with_steered_samples_and_their_accuracy(model_store):
     # ... and evaluates them against the labelled test phrases
     assert 0.0 <= run.data.metrics["eval/mean_oa"] <= 1.0 and "eval/mood/judge/accuracy" in run.data.metrics
     assert "evaluation/report.html" in {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    # ... and says where the samples and the report are, with a command to open the samples
+    printed = (model_store / "train_stdout.txt").read_text()
+    samples = model_store / "out" / "samples"
+    assert f"samples (per mood: .wav, .mid, piano-roll .png): {samples}" in printed
+    assert f"listen: {open_command(samples)}" in printed and sorted(samples.glob("*/*.mid"))
+    report = model_store / "out" / "evaluation" / "report.html"
+    assert f"evaluation report: {report}" in printed and report.is_file()
 
 
 def compose_generate(root: Path, overrides: list[str]):
-    return compose_entry("generate", root, overrides, output="gen")
+    """generate's config; seed=0 unless given (the default, null, draws a fresh seed: tests stay repeatable)."""
+    seed = [] if any(o.startswith("seed=") for o in overrides) else ["seed=0"]
+    return compose_entry("generate", root, [*seed, *overrides], output="gen")
 
 
 @pytest.mark.parametrize("steering", sorted(STEERING))
@@ -227,6 +242,16 @@ def test_unknown_mood_is_one_line_listing_the_moods(tmp_path):
     assert line.startswith("moodgen: error: unknown mood 'joyful'") and "1=calm" in line
 
 
+def test_a_mistyped_mood_suggests_the_closest(tmp_path):
+    from moodgen.moods import mood_index, with_article
+
+    with pytest.raises(MoodgenError, match=r"^unknown mood 'sadd': did you mean sad\? use one of 0=depressed"):
+        mood_index("sadd")
+    with pytest.raises(MoodgenError, match=r"^unknown mood 'hapy': did you mean happy\? "):
+        mood_index("hapy")
+    assert [with_article(m) for m in ("angry", "calm", "excited")] == ["an angry", "a calm", "an excited"]
+
+
 def test_no_trained_model_says_how_to_train_one(tmp_path):
     cfg = compose_generate(tmp_path, ["mood=happy"])
     with pytest.raises(MoodgenError, match=r"train one with: python -m moodgen.train"):
@@ -239,7 +264,7 @@ def test_champion_alias_wins_over_latest(model_store):
 
     from moodgen.generation.bundle import REGISTERED_MODEL, resolve_model_run
 
-    cfg = compose_generate(model_store, ["mood=calm"])
+    cfg = compose_generate(model_store, ["mood=calm", "steering=none"])  # needs only a checkpoint
     uri = f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("moodgen").experiment_id
@@ -257,6 +282,7 @@ def test_champion_alias_wins_over_latest(model_store):
         mlflow.set_tracking_uri("")
     assert resolve_model_run(cfg, "latest")[1].info.run_id == trained
     assert resolve_model_run(cfg, "champion")[1].info.run_id == trained
+    assert "champion" in resolve_model_run(cfg, "latest")[2]  # the alias comes first, and says so
     client.delete_run(newer.info.run_id)
 
 
@@ -351,7 +377,8 @@ def test_concurrent_generations_into_one_out_dir_keep_every_piece(model_store, t
     experiment = client.get_experiment_by_name("moodgen").experiment_id
     before = {r.info.run_id for r in client.search_runs([experiment], max_results=1000)}
     out = tmp_path / "shared"
-    args = ["mood=calm", "n=2", "duration=3", "steering=none", f"out_dir={out}", f"paths.root_dir={model_store}"]
+    args = ["mood=calm", "n=2", "duration=3", "steering=none", "seed=0", f"out_dir={out}"]
+    args.append(f"paths.root_dir={model_store}")
     procs = [
         subprocess.Popen([sys.executable, "-m", "moodgen.generate", *args], stderr=subprocess.PIPE, text=True)
         for _ in range(2)
@@ -369,3 +396,139 @@ def test_concurrent_generations_into_one_out_dir_keep_every_piece(model_store, t
     logged = [sorted(a.path for a in client.list_artifacts(r.info.run_id, "pieces/calm")) for r in new]
     names = [Path(path).stem for paths in logged for path in paths if path.endswith(".mid")]
     assert sorted(names) == ["calm_0", "calm_0-2", "calm_1", "calm_1-2"]  # each run logged its own two
+
+
+def sidecars_of(out: Path, mood: str) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / mood).glob(f"{mood}_*.json"))]
+
+
+def midi_bytes(pieces: list[dict]) -> list[bytes]:
+    return [Path(p["files"]["midi"]).read_bytes() for p in pieces]
+
+
+def test_fresh_seed_by_default_printed_recorded_and_repeatable(model_store, tmp_path, capsys):
+    """`generate mood=calm` twice once gave byte-identical pieces: seed=null (the default) draws a
+    fresh seed per call, prints it and records it; seed=<it> makes the same pieces again."""
+    from mlflow.tracking import MlflowClient
+
+    assert compose_entry("generate", model_store, ["mood=calm"]).seed is None  # conf/generate.yaml
+    base = ["mood=calm", "n=2", "duration=3", "steering=none", "seed=null"]
+    for name in ("first", "second"):
+        generate(compose_generate(model_store, [*base, f"out_dir={tmp_path / name}"]))
+    printed = capsys.readouterr().out
+    first, second = sidecars_of(tmp_path / "first", "calm"), sidecars_of(tmp_path / "second", "calm")
+    seeds = [first[0]["seed"], second[0]["seed"]]
+    assert all(isinstance(s, int) for s in seeds) and seeds[0] != seeds[1]
+    assert {p["seed"] for p in first} == {seeds[0]} and {p["seed"] for p in second} == {seeds[1]}
+    assert set(midi_bytes(first)).isdisjoint(midi_bytes(second))  # new pieces each call
+    client = MlflowClient(tracking_uri=f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("moodgen").experiment_id
+    for seed in seeds:
+        assert f"seed {seed}: make these again with seed={seed} model_run=" in printed
+        (run,) = client.search_runs([experiment], filter_string=f"tags.`moodgen.seed` = '{seed}'")
+        assert run.data.params["seed"] == str(seed)  # the run's param holds the drawn seed, not None
+    # what the user plays, where it is, and how to open it
+    for piece in first:
+        played = piece["files"].get("wav") or piece["files"]["midi"]
+        assert f"\n{played}  (" in f"\n{printed}" and Path(played).is_file()
+    folder = (tmp_path / "first" / "calm").resolve()
+    assert f"moodgen: 2 calm piece(s) in {folder}\n" in printed
+    assert f"moodgen: listen: {open_command(folder)}\n" in printed
+    # the same seed: byte-identical pieces
+    generate(compose_generate(model_store, [*base[:-1], f"seed={seeds[0]}", f"out_dir={tmp_path / 'again'}"]))
+    again = sidecars_of(tmp_path / "again", "calm")
+    assert midi_bytes(again) == midi_bytes(first)
+    assert [p.get("judge_proba") for p in again] == [p.get("judge_proba") for p in first]
+
+
+def test_open_command_per_platform(tmp_path):
+    folder = tmp_path / "my pieces"
+    assert open_command(folder, "linux") == f"xdg-open '{folder}'"
+    assert open_command(folder, "darwin") == f"open '{folder}'"
+    assert open_command(folder, "win32") == f'explorer "{folder}"'
+
+
+@pytest.mark.parametrize("steering", ["attributes", "none"])  # the default; the one where only the streams differ
+def test_one_seed_makes_sixteen_distinct_pieces_over_the_four_moods(model_store, tmp_path, steering):
+    """16 pieces over the four moods with one seed were once only 10 distinct files (calm_2 = depressed_1)."""
+    for mood in MOODS:  # one command per mood, as a user runs them
+        overrides = [f"mood={mood}", "n=4", "duration=3", "seed=5", f"steering={steering}", *TINY_CONDITIONED]
+        generate(compose_generate(model_store, [*overrides, f"out_dir={tmp_path}"]))
+    files = sorted(tmp_path.glob("*/*.mid"))
+    assert len(files) == 16
+    # the tiny model samples a silent piece now and then (its sidecar says notes: 0): empty files are alike
+    sounding = [f for f in files if json.loads(f.with_suffix(".json").read_text())["notes"]]
+    assert len(sounding) >= 12
+    assert len({f.read_bytes() for f in sounding}) == len(sounding)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needs"),
+    [
+        (["steering=none"], []),
+        (["steering=rerank"], ["a mood classifier"]),
+        (["steering=rerank", "steering.candidates=1"], []),
+        (["steering=neurons"], ["sentiment neurons", "a mood classifier"]),
+        (["steering=conditioned"], ["VGMIDI's labelled phrases", "a mood classifier"]),
+        (["steering=attributes"], ["VGMIDI's labelled phrases", "a mood classifier"]),
+        (["steering=attributes", "steering.candidates=1"], ["VGMIDI's labelled phrases"]),
+    ],
+)
+def test_what_each_steering_needs_of_a_model_run(tmp_path, overrides, needs):
+    from moodgen.generation.bundle import steering_needs
+
+    steering = compose_generate(tmp_path, ["mood=calm", *overrides]).steering
+    assert [need.what for need in steering_needs(steering)] == needs
+
+
+def test_latest_passes_over_newer_runs_without_what_the_steering_needs(model_store, tmp_path, capsys):
+    """A quick classifier=none run after a good model once took `latest`, and steering=conditioned
+    failed: now it is passed over (and said so) for steerings that need a classifier, taken for none."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from moodgen.generation.bundle import REGISTERED_MODEL
+    from moodgen.tracking import CHECKPOINT_TAG, RunNeed
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("moodgen").experiment_id
+    runs = client.search_runs([experiment], filter_string="tags.`moodgen.entry_point` = 'train'")
+    trained = next(r for r in runs if r.data.params.get("classifier.name") != "none")
+    checkpoint = trained.data.tags[CHECKPOINT_TAG]
+    # a newer finished run with the same LM and no classifier stage, as `train classifier=none` leaves
+    tags = {"moodgen.entry_point": "train", CHECKPOINT_TAG: checkpoint, "data.source": "vgmidi"}
+    newer = client.create_run(experiment, tags=tags, run_name="quick classifier=none").info.run_id
+    client.log_param(newer, "classifier.name", "none")
+    client.log_artifact(newer, client.download_artifacts(trained.info.run_id, checkpoint, str(tmp_path)), "checkpoints")
+    client.log_artifacts(newer, client.download_artifacts(trained.info.run_id, "tokenizer", str(tmp_path)), "tokenizer")
+    client.set_terminated(newer, "FINISHED")
+    try:  # the champion alias (another test may set it) would win over both
+        champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
+        client.delete_registered_model_alias(REGISTERED_MODEL, "champion")
+    except MlflowException:
+        champion = None
+    skipped = "1 newer run has no mood classifier: classifier=none"
+    try:
+        for steering in ("conditioned", "attributes"):
+            bundle = from_run(compose_generate(model_store, ["mood=calm", f"steering={steering}"]), "latest")
+            assert bundle.run_id == trained.info.run_id
+            assert bundle.picked == f"newest with VGMIDI's labelled phrases and a mood classifier; {skipped}"
+        bundle = from_run(compose_generate(model_store, ["mood=calm", "steering=none"]), "latest")
+        assert bundle.run_id == newer and bundle.judges.probe is None  # a checkpoint is all it needs
+        assert bundle.picked == "the newest finished training run"
+        # generate says which run it took and why
+        small = ["mood=calm", "n=1", "duration=2", f"out_dir={tmp_path / 'pieces'}"]
+        generate(compose_generate(model_store, [*small, "steering=none"]))
+        generate(compose_generate(model_store, [*small, "steering=rerank", "steering.candidates=2"]))
+        printed = capsys.readouterr().out
+        assert f"moodgen: model run {newer} (the newest finished training run)" in printed
+        assert f"moodgen: model run {trained.info.run_id} (newest with a mood classifier; {skipped})" in printed
+        # no run has it: one line naming what is needed and the newest run's setting
+        unicorn = RunNeed("a unicorn", lambda client, run: False, lambda run: "unicorns=0")
+        line = r"has a unicorn, which steering=magic needs \(the newest, \w{8}, has none: unicorns=0\); use steering="
+        with pytest.raises(MoodgenError, match=line):
+            from_run(compose_generate(model_store, ["mood=calm"]), "latest", needs=[unicorn], purpose="steering=magic")
+    finally:
+        client.delete_run(newer)
+        if champion is not None:
+            client.set_registered_model_alias(REGISTERED_MODEL, "champion", champion.version)

@@ -70,6 +70,7 @@ def test_a_bad_value_or_key_is_one_line_before_any_work(tmp_path, entry, overrid
         ("train", "steering.moods.calm.guidance=-1", "steering.moods.calm.guidance=-1.0 is out of range"),
         ("generate", "n=0", "n=0 is out of range: use n >= 1"),
         ("generate", "duration=-5", "duration=-5.0 is out of range: use duration > 0"),
+        ("generate", "seed=-1", "seed=-1 is out of range: use 0..4294967295"),  # null (fresh) is the default
         ("generate", "top_p=0", "use 0 < top_p <= 1"),
         ("generate", "steering.candidates=0", "use steering.candidates >= 1"),
         ("serve", "port=70000", "port=70000 is out of range: use 0..65535"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -104,6 +105,9 @@ def test_a_click_composes_a_piece_recorded_like_a_generation_run(client, model_s
     assert run.data.params["mood"] == "calm" and run.data.params["duration"] == "3.0"
     assert run.data.params["seed"] == str(job["seed"]) and run.data.params["steering.name"] == "none"
     assert "pieces/calm/calm_0.mid" in {a.path for a in store.list_artifacts(job["run_id"], "pieces/calm")}
+    again = compose(client, {"mood": "calm", "duration": 3})  # the same click: a fresh seed, a new piece
+    assert again["seed"] != job["seed"]
+    assert client.get(again["piece"]["files"]["midi"]).content != client.get(piece["files"]["midi"]).content
 
 
 @pytest.mark.parametrize(("mood", "expected"), [("sad", "depressed"), (3, "happy"), ("2", "angry")])
@@ -126,7 +130,8 @@ def test_a_second_click_while_composing_is_refused_with_the_running_piece(client
     for mood in ("happy", "calm"):
         refused = client.post("/api/pieces", json={"mood": mood})
         assert refused.status_code == 409
-        assert refused.json()["job"]["id"] == first["id"] and "being composed" in refused.json()["error"]
+        assert refused.json()["job"]["id"] == first["id"]
+        assert refused.json()["error"].startswith("an angry piece is being composed")  # not "a angry"
     assert client.get("/api/status").json()["job"]["id"] == first["id"]
     release.set()
     assert finished(client, first)["state"] == "done"
@@ -161,6 +166,19 @@ def test_bad_requests_get_one_line_json_errors(client, case):
     assert response.status_code == status
     (line,) = response.json()["error"].splitlines()
     assert fragment in line
+
+
+def test_the_progress_line_says_an_angry_piece():
+    """The page once said "Composing a angry piece": its article follows the mood's first letter."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("no node to run the page's script")
+    source = (STATIC / "app.js").read_text()
+    (helper,) = re.findall(r"^const withArticle = .*$", source, re.M)
+    assert "`Composing ${withArticle(job.mood)} piece" in source
+    script = f"{helper}\nconsole.log(['angry', 'calm', 'excited', 'happy'].map(withArticle).join('|'));"
+    result = subprocess.run([node, "-e", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "an angry|a calm|an excited|a happy", result.stderr
 
 
 def test_a_foreign_host_name_is_refused(client):
@@ -295,7 +313,7 @@ def served_url(model_store, tmp_path):
                 server.kill()
 
 
-def test_every_mood_plays_in_a_real_browser(tmp_path, request):
+def test_every_mood_plays_in_a_real_browser(tmp_path, request, artifacts_dir):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'")
     if not CHROMIUM.exists():
         pytest.skip(f"no browser at {CHROMIUM}: apt-get install chromium (Debian's; never `playwright install`)")
@@ -313,10 +331,10 @@ def test_every_mood_plays_in_a_real_browser(tmp_path, request):
                 expect(page.locator("#moods button").first).to_be_enabled()
                 check_playable(page, sync_api, tmp_path / mood)
             expect(page.locator("#history li")).to_have_count(len(MOODS))
-            page.screenshot(path=str(tmp_path / "mood_picker.png"), full_page=True)
+            page.screenshot(path=str(artifacts_dir / "mood_picker.png"), full_page=True)
         finally:
             browser.close()
-    assert (tmp_path / "mood_picker.png").stat().st_size > 0
+    assert (artifacts_dir / "mood_picker.png").stat().st_size > 0
 
 
 def check_playable(page, sync_api, folder: Path) -> None:

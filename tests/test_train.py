@@ -8,6 +8,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
+from moodgen.data.vgmidi import default_cache_root
 from moodgen.errors import MoodgenError
 from moodgen.moods import MOODS
 from moodgen.tracking import git_commit
@@ -121,8 +122,11 @@ def test_cli_trains_and_prints_where_the_run_went(tmp_path, midi_folder):
 
 
 def test_cli_missing_data_is_one_line(tmp_path):
-    assert error_line("moodgen.train", [f"data.root={tmp_path}/nope"], tmp_path) == (
+    line = error_line("moodgen.train", [f"data.root={tmp_path}/nope"], tmp_path)
+    assert line == (
         f"moodgen: error: data.root={tmp_path}/nope is not a VGMIDI copy (missing v1/vgmidi_train.csv); "
-        "point it at the folder holding v1/ and unlabelled/, e.g. ../shared/data/vgmidi"
+        "point it at your VGMIDI folder (the one holding v1/ and unlabelled/), "
+        f"or unset it to use (or download) the copy in {default_cache_root()}"
     )
+    assert "../shared" not in line  # a folder a user has, not the path only this repository's CI has
     assert not (tmp_path / "mlruns").exists()  # nothing recorded for a run that never started

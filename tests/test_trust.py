@@ -113,7 +113,8 @@ def test_a_sound_probe_loads_and_an_absent_one_stays_none(store, tmp_path):
     model = ValenceArousalClassifier(make_model(1.0, "l2", None, 200), make_model(1.0, "l1", None, 200))
     model.fit(x, np.arange(40) % 4)
     save_sklearn(model, tmp_path / "model")
-    bundle = from_run(generate_cfg(store, tmp_path, plant(store, probe=tmp_path / "model")), "latest")
+    planted = plant(store, probe=tmp_path / "model")
+    bundle = from_run(generate_cfg(store, tmp_path, planted), planted)
     assert isinstance(bundle.judges.probe, ValenceArousalClassifier)
     np.testing.assert_allclose(bundle.judges.probe.predict_proba(x), model.predict_proba(x))
     assert bundle.judges.judge is None  # no hand-crafted judge in the run: absent, as before

@@ -68,8 +68,10 @@ def download_vgmidi(
     """
     manifest = manifest if manifest is not None else load_manifest()
     dest = Path(dest)
+    created = [folder for folder in (dest.parent, *dest.parent.parents) if not folder.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".vgmidi-download-", dir=dest.parent))
+    done = False
     try:
         for local_prefix, (commit, repo_prefix) in SOURCES.items():
             wanted = {rel: digest for rel, digest in manifest.items() if rel.startswith(local_prefix)}
@@ -85,7 +87,7 @@ def download_vgmidi(
             except OSError as exc:
                 raise MoodgenError(
                     f"could not download VGMIDI from {url} ({exc}); offline? point data.root "
-                    "(or MOODGEN_DATA_DIR) at a local copy, e.g. data.root=../shared/data/vgmidi"
+                    "(or MOODGEN_DATA_DIR) at a local copy: data.root=<your VGMIDI folder, holding v1/ and v2/>"
                 ) from None
             with zipfile.ZipFile(zip_path) as archive:
                 members = _archive_members(archive, repo_prefix)
@@ -106,6 +108,13 @@ def download_vgmidi(
         if dest.exists():
             shutil.rmtree(dest)
         shutil.move(str(staging / "tree"), dest)
+        done = True
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if not done:  # offline, a changed upstream file: no empty cache folders left behind either
+            for folder in created:  # deepest first; one another process has filled meanwhile stays
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
     return dest

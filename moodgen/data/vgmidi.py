@@ -60,7 +60,8 @@ def resolve_root(root: str | None, download: bool = True) -> Path:
             if missing:
                 raise MoodgenError(
                     f"{origin}={candidate} is not a VGMIDI copy (missing {missing[0]}); "
-                    "point it at the folder holding v1/ and unlabelled/, e.g. ../shared/data/vgmidi"
+                    "point it at your VGMIDI folder (the one holding v1/ and unlabelled/), "
+                    f"or unset it to use (or download) the copy in {default_cache_root()}"
                 )
             return path
     cache = default_cache_root()

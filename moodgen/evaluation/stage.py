@@ -23,6 +23,7 @@ def evaluate_stage(ctx):
         ctx.record({"eval/failed": 1.0})
         return ctx
     ctx.tracker.log_artifact(result.folder, "evaluation")
+    ctx.report = result.report
     ctx.record(result.metrics)
     return ctx
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..tracking import RunNeed
 from .pieces import Judges
 
 log = logging.getLogger("moodgen")
@@ -33,6 +34,7 @@ class ModelBundle:
     run_name: str = ""
     conditioning: Callable[[], object] | None = None  # steering=conditioned's training data, on demand
     data: Callable[[], tuple[object, Path]] | None = None  # (data config, VGMIDI root) of the run, on demand
+    picked: str = ""  # why this run: "newest with a mood classifier; 1 newer run has no mood classifier: ..."
 
 
 def frame(tokenizer) -> tuple[int, int]:
@@ -73,29 +75,127 @@ def from_context(ctx) -> ModelBundle:
     )
 
 
-def resolve_model_run(cfg, ref: str):
-    """`champion` (the registered alias), an explicit run id, or `latest` (champion when it is set)."""
+def artifact_exists(client, run_id: str, path: str) -> bool:
+    folder = path.rpartition("/")[0] or None
+    return any(a.path == path for a in client.list_artifacts(run_id, folder))
+
+
+def probe_path(run) -> str:
+    """Where a training run keeps its mood probe (the LM-state classifier that from_run loads)."""
+    return f"classifier/mood4/{run.data.params.get('classifier.features', 'final_cell')}/model"
+
+
+def classifier_setting(run) -> str:
+    """The run's option that left its mood classifier out: 'classifier=none', 'data=folder', ..."""
+    params, tags = run.data.params, run.data.tags
+    if params.get("classifier.name") == "none":
+        return "classifier=none"
+    if tags.get("data.source", "vgmidi") != "vgmidi":
+        return f"data={params.get('data.name', tags.get('data.source'))}"
+    targets = params.get("classifier.targets")
+    if targets is not None and "mood4" not in targets:
+        return f"classifier.targets={targets}"
+    return ""
+
+
+def neurons_setting(run) -> str:
+    if run.data.params.get("classifier.steering_neurons") in ("False", "false"):
+        return "classifier.steering_neurons=false"
+    if run.data.metrics.get("clf/steering/neurons") == 0:
+        return "its L1 probe kept none"
+    return classifier_setting(run)
+
+
+def has_neurons(client, run) -> bool:
+    if run.data.metrics.get("clf/steering/neurons", 1) <= 0:  # the L1 probe kept none: nothing to evolve
+        return False
+    return artifact_exists(client, run.info.run_id, "classifier/steering/neurons.json")
+
+
+def data_setting(run) -> str:
+    return f"data={run.data.params.get('data.name', run.data.tags.get('data.source', '?'))}"
+
+
+PROBE = RunNeed(
+    "a mood classifier",
+    lambda client, run: artifact_exists(client, run.info.run_id, probe_path(run)),
+    classifier_setting,
+)
+JUDGE = RunNeed(
+    "a mood judge",
+    lambda client, run: artifact_exists(client, run.info.run_id, "classifier/mood4/handcrafted/model"),
+    classifier_setting,
+)
+NEURONS = RunNeed("sentiment neurons", has_neurons, neurons_setting)
+VGMIDI = RunNeed(
+    "VGMIDI's labelled phrases", lambda client, run: run.data.tags.get("data.source") == "vgmidi", data_setting
+)
+
+
+def steering_needs(steering) -> list[RunNeed]:
+    """What a model run must hold for this steering (as the steering methods raise when it lacks it):
+    none only the checkpoint; rerank (candidates > 1) the mood classifier; neurons the sentiment
+    neurons and the classifier; conditioned VGMIDI's phrases and the classifier; attributes VGMIDI's
+    phrases, and the classifier when it reranks candidates (candidates > 1)."""
+    name, candidates = steering.name, steering.get("candidates", 1) or 1
+    needs = []
+    if name in ("conditioned", "attributes"):
+        needs.append(VGMIDI)
+    if name == "neurons":
+        needs.append(NEURONS)
+    if name in ("conditioned", "neurons") or (name != "none" and candidates > 1):
+        needs.append(PROBE)
+    return needs
+
+
+def run_needs(cfg) -> tuple[list[RunNeed], str]:
+    """(needs, what needs them) of a command's config: its steering's, else (evaluate) the mood judge."""
+    steering = cfg.get("steering")
+    if steering is None:
+        return [JUDGE], "the mood columns"
+    return steering_needs(steering), f"steering={steering.name}"
+
+
+def needs_fix(purpose: str) -> str:
+    """What to do when no run has what `purpose` needs (tracking.newest_train_run's last words)."""
+    other = "use steering=none, " if purpose.startswith("steering=") else ""
+    return f"{other}train a run with it (python -m moodgen.train), or pick one with model_run=<run id>"
+
+
+def resolve_model_run(cfg, ref: str, needs: list[RunNeed] | None = None, purpose: str = ""):
+    """(client, run, why): `champion` (the registered alias), an explicit run id, or `latest` (champion
+    when it is set, else the newest finished training run holding what `needs` name; by default
+    what the config's steering needs)."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     from ..errors import MoodgenError
-    from ..tracking import find_train_run, tracking_uri
+    from ..tracking import find_train_run, newest_train_run, tracking_uri
 
+    if needs is None:
+        needs, purpose = run_needs(cfg)
     client = MlflowClient(tracking_uri=tracking_uri(cfg))
     if ref in ("champion", "latest"):
         try:
             version = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
-            return find_train_run(cfg, version.run_id, option="model_run")  # the same checks as a run id
+            found = find_train_run(cfg, version.run_id, option="model_run")  # the same checks as a run id
+            why = f"the registered {REGISTERED_MODEL!r} champion, version {version.version}"
+            log.info("model run %s (%s)", version.run_id, why)
+            return (*found, why)
         except MlflowException:
             if ref == "champion":
                 raise MoodgenError(
                     f"no registered model {REGISTERED_MODEL!r} with alias 'champion'; use model_run=latest or a run id"
                 ) from None
-    return find_train_run(cfg, ref, option="model_run")
+        return newest_train_run(cfg, needs, purpose, needs_fix(purpose))
+    return (*find_train_run(cfg, ref, option="model_run"), f"model_run={ref}")
 
 
-def from_run(cfg, ref: str) -> ModelBundle:
-    """The run's LM and classifiers, loaded so that no file of the run can run code (moodgen.artifacts)."""
+def from_run(cfg, ref: str, needs: list[RunNeed] | None = None, purpose: str = "") -> ModelBundle:
+    """The run's LM and classifiers, loaded so that no file of the run can run code (moodgen.artifacts).
+
+    `latest` is the newest finished training run with what `needs` name (default: what the config's
+    steering needs, see steering_needs); the bundle's `picked` says why it is that run."""
     from mlflow.exceptions import MlflowException
 
     from ..artifacts import CLASSIFIER_FIX, load_classifier, load_lm_checkpoint
@@ -103,7 +203,7 @@ def from_run(cfg, ref: str) -> ModelBundle:
     from ..tokenizers import load_tokenizer
     from ..tracking import CHECKPOINT_TAG
 
-    client, run = resolve_model_run(cfg, ref)
+    client, run, picked = resolve_model_run(cfg, ref, needs, purpose)
     run_id = run.info.run_id
     folder = Path(tempfile.mkdtemp(prefix=f"moodgen-model-{run_id[:8]}-"))
     stored = run.data.tags[CHECKPOINT_TAG]
@@ -168,6 +268,7 @@ def from_run(cfg, ref: str) -> ModelBundle:
         run.info.run_name,
         conditioning_of(cfg, data, tokenizer),
         data,
+        picked,
     )
 
 

@@ -149,7 +149,9 @@ def write_piece(
     score.dump_midi(str(midi))
     files = {"midi": str(midi)}
     if png:
-        piano_roll_png(score, folder / f"{name}.png", title=f"{name} · {sidecar.get('mood', '')}")
+        piano_roll_png(
+            score, folder / f"{name}.png", title=f"{name} · {sidecar.get('mood', '')}", mood=sidecar.get("mood")
+        )
         files["png"] = str(folder / f"{name}.png")
     if wav and render_wav(midi, folder / f"{name}.wav"):
         files["wav"] = str(folder / f"{name}.wav")

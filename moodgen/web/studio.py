@@ -17,7 +17,7 @@ from ..config import GenerateConfig
 from ..errors import MoodgenError
 from ..generation.bundle import ModelBundle, from_run
 from ..generation.session import generate_recorded, output_folder
-from ..moods import MOODS
+from ..moods import MOODS, with_article
 
 log = logging.getLogger("moodgen")
 TRAIN_COMMAND = "python -m moodgen.train"
@@ -33,7 +33,7 @@ class Busy(Exception):
     """A piece is being composed; `job` is that piece."""
 
     def __init__(self, job: Job):
-        super().__init__(f"a {job.mood} piece is being composed; wait until it is ready")
+        super().__init__(f"{with_article(job.mood)} piece is being composed; wait until it is ready")
         self.job = job
 
 

@@ -20,6 +20,7 @@ async function call(url, options) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const capitalized = (text) => text.charAt(0).toUpperCase() + text.slice(1);
+const withArticle = (word) => `${/^[aeiou]/i.test(word) ? "an" : "a"} ${word}`; // "an angry", "a calm"
 
 function say(text) {
   $("message").textContent = text || "";
@@ -111,7 +112,7 @@ async function compose(mood) {
 
 function showProgress(job, began) {
   const seconds = Math.round((Date.now() - began) / 1000);
-  $("progress-text").textContent = `Composing a ${job.mood} piece of ${job.duration} s… ${seconds} s`;
+  $("progress-text").textContent = `Composing ${withArticle(job.mood)} piece of ${job.duration} s… ${seconds} s`;
   $("progress").hidden = false;
 }
 

@@ -1,0 +1,174 @@
+"""hydra/launcher=slurm against a real one-node SLURM cluster (tests/slurm_cluster.py): sweeps as
+real jobs under one parent run, DDP ranks started by srun, a failed job reported in one line."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from mlflow.tracking import MlflowClient
+from omegaconf import open_dict
+
+from moodgen.cli import CONF_DIR
+from moodgen.sweeps import SWEPT_FILE, MlflowSweepCallback
+from moodgen.tracking import SLURM_JOB_TAG, sweep_job
+
+from .conftest import TINY_MODEL, TINY_TRAINER
+from .slurm_cluster import slurm_cluster  # noqa: F401 (the fixture)
+
+# every job asks for what a 2-core node has spare: two jobs (or two DDP ranks) run at once
+LAUNCHER = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=1",
+    "hydra.launcher.timeout_min=5",
+]
+# a job's pipeline in seconds: one sample per mood, no steering (the sweeps compare val loss)
+FAST = [a for a in TINY_TRAINER if not a.startswith(("samples.", "steering."))]
+FAST += ["samples.n=1", "samples.max_tokens=32", "samples.duration=2", "steering=none"]
+
+
+def folder_args(midi_folder) -> list[str]:
+    return ["data=folder", f"data.root={midi_folder}", "data.val_fraction=0.25", *TINY_MODEL, *FAST]
+
+
+def sweep(tmp_path, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "moodgen.train", "-m", *LAUNCHER, *args, f"paths.root_dir={tmp_path}"]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == expect, result.stderr[-4000:]
+    return result
+
+
+def store(tmp_path) -> tuple[MlflowClient, str]:
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    return client, client.get_experiment_by_name("moodgen").experiment_id
+
+
+def parent_and_children(tmp_path, name: str):
+    client, experiment = store(tmp_path)
+    (parent,) = client.search_runs([experiment], filter_string=f"tags.`moodgen.sweep` = '{name}'")
+    children = client.search_runs([experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    return client, parent, children
+
+
+def sweep_dir(tmp_path, name: str) -> Path:
+    (folder,) = (tmp_path / "multirun" / name).iterdir()
+    return folder
+
+
+def assert_real_jobs(cluster, children, folder: Path) -> None:
+    """Each child ran in a SLURM job of its own, which the scheduler ran to completion."""
+    jobs = [c.data.tags[SLURM_JOB_TAG] for c in children]
+    assert len(set(jobs)) == len(children), jobs
+    assert cluster.drained() == []
+    for job in jobs:
+        assert cluster.job(job).get("JobState") == "COMPLETED", cluster.job(job)
+        assert (folder / ".submitit" / job / f"{job}_0_log.out").is_file()  # submitit's log of that job
+
+
+def test_experiment_sweep_runs_each_arm_as_a_slurm_job(tmp_path, midi_folder, slurm_cluster):  # noqa: F811
+    result = sweep(tmp_path, "+experiment=noise", *folder_args(midi_folder))
+    assert "## noise: 2 arm(s)" in result.stdout
+    client, parent, children = parent_and_children(tmp_path, "noise")
+    # the arm labels name only the swept key, not the command's other overrides
+    assert sorted(c.data.tags["moodgen.arm"] for c in children) == ["model.noise_std=0.0", "model.noise_std=0.1"]
+    assert all(c.info.status == "FINISHED" and "lm/val_loss" in c.data.metrics for c in children)
+    assert_real_jobs(slurm_cluster, children, sweep_dir(tmp_path, "noise"))
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert {"comparison/comparison.md", "comparison/comparison.csv", "comparison/val_loss.png"} <= artifacts
+    assert parent.info.status == "FINISHED" and "sweep/best_val_loss" in parent.data.metrics
+    assert slurm_cluster.drained() == []
+
+
+def test_optuna_study_trials_are_slurm_jobs(tmp_path, midi_folder, slurm_cluster):  # noqa: F811
+    # three trials asked at once: one job array, two jobs at a time on the 2-core node
+    search = ["hparams_search=lm_optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=3"]
+    sweep(tmp_path, *search, *folder_args(midi_folder))
+    study = optuna.load_study(study_name="lm_optuna", storage=f"sqlite:///{tmp_path}/mlruns/optuna.db")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    client, parent, children = parent_and_children(tmp_path, "lm_optuna")
+    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
+    assert all(c.data.tags["moodgen.arm"].split()[0].startswith("model.") for c in children)
+    assert not any("data.root" in c.data.tags["moodgen.arm"] for c in children)
+    assert_real_jobs(slurm_cluster, children, sweep_dir(tmp_path, "lm_optuna"))
+    assert parent.data.metrics["study/best_value"] == pytest.approx(study.best_value)
+    assert "comparison/comparison.md" in {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert slurm_cluster.drained() == []
+
+
+def test_ddp_ranks_started_by_srun_record_one_run(tmp_path, midi_folder, slurm_cluster):  # noqa: F811
+    # as the README tells it: one job, tasks_per_node=trainer.devices tasks that srun starts
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.precision=32-true"]
+    sweep(tmp_path, *ddp, *folder_args(midi_folder))
+    client, experiment = store(tmp_path)
+    (run,) = client.search_runs([experiment], filter_string="tags.`moodgen.entry_point` = 'train'")  # rank 1: none
+    assert run.info.status == "FINISHED" and "lm/val_loss" in run.data.metrics
+    assert run.data.params["trainer.strategy"] == "ddp"
+    job = run.data.tags[SLURM_JOB_TAG]
+    assert slurm_cluster.drained() == []
+    info = slurm_cluster.job(job)
+    assert info["JobState"] == "COMPLETED" and info["NumTasks"] == "2", info
+    logs = sweep_dir(tmp_path, "train") / ".submitit" / job
+    for rank in (0, 1):  # Lightning's SLURM environment joined both srun tasks into one process group
+        text = (logs / f"{job}_{rank}_log.out").read_text() + (logs / f"{job}_{rank}_log.err").read_text()
+        assert f"GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2" in text, text[-2000:]
+    assert "moodgen: run recorded" not in (logs / f"{job}_1_log.out").read_text()
+    assert slurm_cluster.drained() == []
+
+
+def test_a_job_failing_inside_slurm_is_one_line_with_its_log(tmp_path, midi_folder, slurm_cluster):  # noqa: F811
+    # model.seq_len=0 composes (a sweep is checked per job), and its range check fires in the job
+    args = [a for a in folder_args(midi_folder) if not a.startswith("model.seq_len")]
+    result = sweep(tmp_path, "model.seq_len=0,32", *args, expect=2)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("moodgen: error:")]
+    assert len(errors) == 1 and result.stderr.strip().splitlines()[-1] == errors[0], result.stderr[-3000:]
+    match = re.fullmatch(
+        r"moodgen: error: 1 of 2 sweep jobs failed, the others ran: job #0 \(SLURM job (\d+_0), log (\S+)\): "
+        r"model\.seq_len=0 is out of range: use 1\.\.65536",
+        errors[0],
+    )
+    assert match, errors[0]
+    job, log = match.groups()
+    assert slurm_cluster.drained() == []
+    assert Path(log).is_file() and "model.seq_len=0 is out of range" in Path(log).read_text()
+    assert slurm_cluster.job(job).get("JobState") == "COMPLETED"  # the job ended cleanly, having said why
+    _, parent, children = parent_and_children(tmp_path, "train")
+    (other,) = children  # the failed arm stopped before its run opened
+    assert other.data.tags["moodgen.arm"] == "model.seq_len=32" and other.info.status == "FINISHED"
+    assert "lm/val_loss" in other.data.metrics and SLURM_JOB_TAG in other.data.tags
+    assert parent.info.status == "FAILED" and "model.seq_len=0" in parent.data.tags["moodgen.failed_arms"]
+    assert slurm_cluster.drained() == []
+
+
+@pytest.mark.parametrize(
+    ("params", "label"),
+    [({}, "model.dropout=0.2"), ({"model.noise_std": "0.0,0.1"}, "model.dropout=0.2 model.noise_std=0.1")],
+)
+def test_arm_label_names_only_the_swept_keys(tmp_path, params, label):
+    """No cluster needed: a sweep job's label (the comparison's arm) leaves out the overrides every
+    arm shares, for sweeps on the command line and in the sweeper's params alike."""
+    command = ["model.dropout=0.1,0.2", "trainer=cpu_short", "model.hidden_size=32", "+experiment=noise"]
+    job = ["model.dropout=0.2", "trainer=cpu_short", "model.hidden_size=32", "+experiment=noise", "model.noise_std=0.1"]
+    with initialize_config_dir(str(CONF_DIR), job_name="test"):
+        cfg = compose("train", overrides=[f"paths.root_dir={tmp_path}", "logger=none"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.overrides.task = command
+        cfg.hydra.sweeper.params = params
+        cfg.hydra.sweep.dir = str(tmp_path / "sweep")
+    MlflowSweepCallback().on_multirun_start(cfg)  # the sweep's start writes what varies
+    assert (tmp_path / "sweep" / SWEPT_FILE).is_file()
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.overrides.task = job
+    HydraConfig.instance().set_config(cfg)
+    try:
+        assert sweep_job()[1] == label
+    finally:
+        HydraConfig.instance().cfg = None
