@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import MLFlowLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+from .heartbeat import HEARTBEAT_TAG, Heartbeat, beat_value, grace_seconds, stale
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +243,10 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
 
 
+def on_this_host(process: str) -> bool:
+    return process.rsplit(":", 2)[0] == socket.gethostname()
+
+
 def process_died(process: str) -> bool:
     """True when the recorded process is gone from this host (or its pid now names a later process);
     a run of another host is never judged from here."""
@@ -250,15 +257,24 @@ def process_died(process: str) -> bool:
 
 
 def mark_dead_runs(client: MlflowClient, experiment_id: str) -> list[str]:
-    """RUNNING runs whose process died (kill -9, a crash, a lost node on this host) become FAILED,
-    with a tag saying so: the next command that opens the store finds them."""
+    """RUNNING runs whose process died (kill -9, a crash, a lost node) become FAILED, with a tag saying
+    so: the next command that opens the store finds them. A run of this host is judged by its
+    process, one of another host by its heartbeat (moodgen.heartbeat)."""
     marked = []
     for run in client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=500):
         process = run.data.tags.get(PROCESS_TAG)
-        if not process or not process_died(process):
+        if not process:
+            continue
+        if on_this_host(process):
+            if not process_died(process):
+                continue
+            why = f"process {process} ended without closing the run"
+        elif stale(run.data.tags.get(HEARTBEAT_TAG)):
+            why = f"process {process} of another host sent no heartbeat for over {grace_seconds():.0f} s"
+        else:
             continue
         run_id = run.info.run_id
-        client.set_tag(run_id, DIED_TAG, f"process {process} ended without closing the run")
+        client.set_tag(run_id, DIED_TAG, why)
         client.set_terminated(run_id, "FAILED")
         hint = f"; continue it with: python -m moodgen.train resume={run_id}"
         log.warning(
@@ -296,7 +312,7 @@ class Tracker:
         self.experiment_id = get_or_create_experiment(self.client, experiment, artifact_root)
         self.experiment = experiment
         mark_dead_runs(self.client, self.experiment_id)
-        tags = {**(tags or {}), PROCESS_TAG: this_process()}
+        tags = {**(tags or {}), PROCESS_TAG: this_process(), HEARTBEAT_TAG: beat_value()}
         self.recorded: set[tuple[str, int]] = set()
         if run_id is None:
             self.run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags).info.run_id
@@ -304,12 +320,13 @@ class Tracker:
             self.run_id = run_id
             self.recorded = recorded_steps(self.client, run_id)
             self.client.update_run(run_id, "RUNNING")
-            self.set_tags({PROCESS_TAG: tags[PROCESS_TAG]})
+            self.set_tags({PROCESS_TAG: tags[PROCESS_TAG], HEARTBEAT_TAG: tags[HEARTBEAT_TAG]})
             if DIED_TAG in self.client.get_run(run_id).data.tags:
                 self.client.delete_tag(run_id, DIED_TAG)
         self.lightning_logger = _RunOwnedLogger(
             experiment_name=experiment, tracking_uri=uri, run_id=self.run_id, log_model=False, recorded=self.recorded
         )
+        self.heartbeat = Heartbeat(self.client, self.run_id)  # for commands on other hosts (mark_dead_runs)
 
     def log_params(self, params: dict[str, Any]) -> None:
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
@@ -320,8 +337,6 @@ class Tracker:
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, metrics: dict[str, float], step: int = 0) -> None:
-        import time
-
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if (k, step) not in self.recorded]
         if batch:
@@ -338,6 +353,7 @@ class Tracker:
         self.client.log_text(self.run_id, json.dumps(data, indent=2, default=str), artifact_file)
 
     def end(self, status: str = "FINISHED") -> None:
+        self.heartbeat.stop()
         self.client.set_terminated(self.run_id, status)
         if self._env_uri is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -666,6 +682,12 @@ def resume_checkpoint(cfg: DictConfig, run_id: str) -> tuple[object, DictConfig,
     process = run.data.tags.get(PROCESS_TAG, "")
     if run.info.status == "RUNNING" and process.startswith(f"{socket.gethostname()}:"):
         raise MoodgenError(f"resume={run_id}: the run is still running (process {process}); wait for it or stop it")
+    beat = run.data.tags.get(HEARTBEAT_TAG)
+    if run.info.status == "RUNNING" and beat and not stale(beat):
+        raise MoodgenError(
+            f"resume={run_id}: the run is still running on another host (process {process}, heartbeat "
+            f"{time.time() - float(beat):.0f} s ago); wait for it, or stop it there"
+        )
     download = Path(cfg.paths.output_dir) / "resumed_from"
     download.mkdir(parents=True, exist_ok=True)
     stored = OmegaConf.load(client.download_artifacts(run_id, "config/config.yaml", str(download)))

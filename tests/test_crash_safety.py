@@ -178,6 +178,40 @@ def test_a_live_run_is_not_marked_dead(tmp_path):
     assert client.get_run(elsewhere).info.status == "RUNNING"  # another host's processes are not judged here
 
 
+def test_a_run_of_another_host_is_judged_by_its_heartbeat(tmp_path):
+    import time
+
+    from moodgen.heartbeat import HEARTBEAT_TAG, grace_seconds
+
+    client = tracking.open_store(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = tracking.get_or_create_experiment(client, "moodgen", tmp_path / "artifacts")
+
+    def elsewhere(seconds_ago: float) -> str:
+        tags = {tracking.PROCESS_TAG: "another-host:1:1", HEARTBEAT_TAG: str(int(time.time() - seconds_ago))}
+        return client.create_run(experiment, tags=tags).info.run_id
+
+    silent, beating = elsewhere(grace_seconds() + 60), elsewhere(5)
+    assert tracking.mark_dead_runs(client, experiment) == [silent]
+    assert "sent no heartbeat" in client.get_run(silent).data.tags[tracking.DIED_TAG]
+    assert client.get_run(beating).info.status == "RUNNING"
+
+
+def test_a_live_run_beats_until_it_ends(tmp_path, monkeypatch):
+    import time
+
+    from moodgen.heartbeat import HEARTBEAT_TAG, INTERVAL_ENV
+
+    monkeypatch.setenv(INTERVAL_ENV, "0.2")
+    tracker = tracking.Tracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "moodgen", "beating", tmp_path / "artifacts")
+    first = float(tracker.client.get_run(tracker.run_id).data.tags[HEARTBEAT_TAG])
+    deadline = time.time() + 20
+    while float(tracker.client.get_run(tracker.run_id).data.tags[HEARTBEAT_TAG]) <= first:
+        assert time.time() < deadline, "no heartbeat after the first"
+        time.sleep(0.2)
+    tracker.end()
+    assert not tracker.heartbeat.alive
+
+
 CONCURRENT = """
 import sys
 from moodgen import tracking
