@@ -120,7 +120,9 @@ _QUIET_FILTERS["pytorch_lightning.callbacks.model_summary"] = _NoZeroFlops()
 def quiet_console(verbose: bool) -> None:
     """Keep third-party housekeeping off the console (the default), or let it all through (verbose=true):
     Lightning's srun hint and GPU/TPU lines, its batch-limit notes and a FLOPs column of zeros,
-    MLflow's store creation and its "View run/experiment at" links after each run on a server."""
+    MLflow's store creation and its "View run/experiment at" links after each run on a server;
+    moodgen's own details (each mood's attribute targets, why a model run was picked) at debug level."""
+    logging.getLogger("moodgen").setLevel(logging.DEBUG if verbose else logging.INFO)
     for name, quiet in _QUIET_FILTERS.items():
         logger = logging.getLogger(name)
         if verbose:

@@ -46,7 +46,9 @@ def serve(cfg: DictConfig) -> None:
     if bundle is None:
         print(f"moodgen: no model yet, the page says how to train one ({studio.problem})", flush=True)
     else:
-        print(f"moodgen: composing with model run {bundle.run_id} ({bundle.run_name}), steering={cfg.steering.name}")
+        why = f"; {bundle.picked}" if bundle.picked else ""
+        name = f"{bundle.run_name}{why}"
+        print(f"moodgen: composing with model run {bundle.run_id} ({name}), steering={cfg.steering.name}", flush=True)
     host, port = sock.getsockname()[:2]
     address = f"[{host}]" if ":" in host else host
     print(f"moodgen: mood picker at http://{address}:{port}  (Ctrl-C stops it)", flush=True)

@@ -611,7 +611,7 @@ def newest_train_run(
         lacking = next((need for need in needs if not need.has(client, run)), None)
         if lacking is None:
             why = passed_over(needs, passed)
-            log.info("model run %s (%s)", run.info.run_id, why)
+            log.debug("model run %s (%s)", run.info.run_id, why)  # the entry points print it
             return client, run, why
         passed.append((run, lacking))
     newest, lacking = passed[0]

@@ -180,7 +180,7 @@ def resolve_model_run(cfg, ref: str, needs: list[RunNeed] | None = None, purpose
             version = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
             found = find_train_run(cfg, version.run_id, option="model_run")  # the same checks as a run id
             why = f"the registered {REGISTERED_MODEL!r} champion, version {version.version}"
-            log.info("model run %s (%s)", version.run_id, why)
+            log.debug("model run %s (%s)", version.run_id, why)  # the entry points print it
             return (*found, why)
         except MlflowException:
             if ref == "champion":

@@ -251,7 +251,7 @@ class AttributeSteering(Steering):
         if self.targets is None:
             self.targets = mood_targets(self.phrase_summary(job), self.cfg)
             for m, mood in enumerate(MOODS):
-                log.info("attributes asked of %s: %s", mood, self.targets.describe(m))
+                log.debug("attributes asked of %s: %s", mood, self.targets.describe(m))  # shown with verbose=true
         return self.targets
 
     def qpm(self, mood: int, job: GenerationJob) -> float:
