@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +42,32 @@ def stale(value: str | None, now: float | None = None) -> bool:
 
 
 class Heartbeat:
-    """Refreshes `HEARTBEAT_TAG` on `run_id` every interval until stop(); a failed beat is skipped
-    (a busy store, a blip of the server): the next one comes an interval later."""
+    """Calls `beat()` every `interval` seconds (first at once with `now=True`) until stop(), on a
+    daemon thread: a run's tag here, an Optuna trial's heartbeat in moodgen.study. A failed beat is
+    skipped (a busy store, a blip of the server): the next one comes an interval later."""
 
-    def __init__(self, client, run_id: str):
-        self.client, self.run_id = client, run_id
+    def __init__(self, beat: Callable[[], object], interval: float, name: str = "heartbeat", now: bool = False):
+        self.beat, self.interval, self.now = beat, interval, now
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{run_id[:8]}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def _beat(self) -> None:
-        while not self._stop.wait(interval_seconds()):
-            try:
-                self.client.set_tag(self.run_id, HEARTBEAT_TAG, beat_value())
-            except Exception as exc:  # never the run's failure: one missed beat is within the grace
-                log.debug("heartbeat of run %s skipped: %s", self.run_id, exc)
+    @classmethod
+    def of_run(cls, client, run_id: str) -> Heartbeat:
+        """`HEARTBEAT_TAG` on an MLflow run, every interval_seconds() (the run was created with one)."""
+        return cls(lambda: client.set_tag(run_id, HEARTBEAT_TAG, beat_value()), interval_seconds(), f"run-{run_id[:8]}")
+
+    def _run(self) -> None:
+        if self.now:
+            self._once()
+        while not self._stop.wait(self.interval):
+            self._once()
+
+    def _once(self) -> None:
+        try:
+            self.beat()
+        except Exception as exc:  # never the run's failure: one missed beat is within the grace
+            log.debug("%s skipped: %s", self._thread.name, exc)
 
     def stop(self) -> None:
         self._stop.set()

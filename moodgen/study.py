@@ -24,7 +24,6 @@ import contextlib
 import functools
 import hashlib
 import logging
-import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +37,8 @@ from hydra_plugins.hydra_optuna_sweeper.config import OptunaSweeperConf
 from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
+
+from .heartbeat import Heartbeat
 
 log = logging.getLogger("moodgen")
 
@@ -123,30 +124,12 @@ def open_storage(storage: Any, **options: Any) -> Any:
         return optuna.storages.RDBStorage(storage, **options)
 
 
-class _Heartbeat:
-    """A thread recording a running trial's heartbeat until stopped."""
-
-    def __init__(self, storage: Any, trial_id: int):
-        self._storage, self._trial_id = storage, trial_id
-        self._stop = threading.Event()
-        self._thread = None
-        if isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval:
-            self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{trial_id}", daemon=True)
-            self._thread.start()
-
-    def _beat(self) -> None:
-        while True:
-            try:
-                self._storage.record_heartbeat(self._trial_id)
-            except Exception as exc:  # a storage hiccup: the next beat tries again
-                log.debug("heartbeat of trial id %d not recorded: %s", self._trial_id, exc)
-            if self._stop.wait(self._storage.heartbeat_interval):
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+def trial_heartbeat(storage: Any, trial_id: int) -> Heartbeat | None:
+    """A running trial's heartbeat in its RDB storage, at once and then every heartbeat_interval."""
+    if not (isinstance(storage, optuna.storages.RDBStorage) and storage.heartbeat_interval):
+        return None
+    beat = functools.partial(storage.record_heartbeat, trial_id)
+    return Heartbeat(beat, storage.heartbeat_interval, f"trial-{trial_id}", now=True)
 
 
 def fail_dead_trials(study: optuna.Study) -> list[int]:
@@ -250,7 +233,7 @@ class StudyWorkers(OptunaSweeperImpl):
             if not trials:
                 break
             asked += len(trials)
-            beats = [_Heartbeat(storage, trial._trial_id) for trial in trials]
+            beats = [trial_heartbeat(storage, trial._trial_id) for trial in trials]
             try:
                 returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             except BaseException:  # interrupted (Ctrl-C) or broken: its trials end FAIL, not RUNNING
@@ -259,7 +242,7 @@ class StudyWorkers(OptunaSweeperImpl):
                         study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
                 raise
             finally:
-                for beat in beats:
+                for beat in filter(None, beats):
                     beat.stop()
             self.job_idx += len(returns)
             self._tell(study, trials, returns, len(directions))

@@ -115,6 +115,9 @@ KEY_METRICS = (
 )
 
 
+CHART_SECTIONS = ("Key metrics", "Model metrics", "System metrics")  # the last two: MLflow's own names
+
+
 def runs_view_state() -> str:
     """The shared view's JSON (the page's own serialised state): runs newest first, the key metrics
     as columns and, in the chart view, as a first section of their own ("Key metrics"); every other
@@ -144,9 +147,6 @@ def runs_view_state() -> str:
         "isAccordionReordered": True,
     }
     return json.dumps(state, separators=(",", ":"))
-
-
-CHART_SECTIONS = ("Key metrics", "Model metrics", "System metrics")  # the last two: MLflow's own names
 
 
 def runs_view_url(base_url: str, experiment_id: str) -> str:
@@ -250,8 +250,8 @@ def on_this_host(process: str) -> bool:
 def process_died(process: str) -> bool:
     """True when the recorded process is gone from this host (or its pid now names a later process);
     a run of another host is never judged from here."""
-    host, pid, start = ([*process.rsplit(":", 2), "", ""])[:3]
-    if host != socket.gethostname() or not pid.isdigit():
+    _, pid, start = ([*process.rsplit(":", 2), "", ""])[:3]
+    if not on_this_host(process) or not pid.isdigit():
         return False
     return _start_time(int(pid)) != start
 
@@ -326,7 +326,7 @@ class Tracker:
         self.lightning_logger = _RunOwnedLogger(
             experiment_name=experiment, tracking_uri=uri, run_id=self.run_id, log_model=False, recorded=self.recorded
         )
-        self.heartbeat = Heartbeat(self.client, self.run_id)  # for commands on other hosts (mark_dead_runs)
+        self.heartbeat = Heartbeat.of_run(self.client, self.run_id)  # for commands on other hosts (mark_dead_runs)
 
     def log_params(self, params: dict[str, Any]) -> None:
         items = [Param(k, str(v)[:6000]) for k, v in params.items()]
@@ -680,7 +680,7 @@ def resume_checkpoint(cfg: DictConfig, run_id: str) -> tuple[object, DictConfig,
     if run.info.status == "RUNNING" and mark_dead_runs(client, run.info.experiment_id):
         run = client.get_run(run_id)
     process = run.data.tags.get(PROCESS_TAG, "")
-    if run.info.status == "RUNNING" and process.startswith(f"{socket.gethostname()}:"):
+    if run.info.status == "RUNNING" and on_this_host(process):
         raise MoodgenError(f"resume={run_id}: the run is still running (process {process}); wait for it or stop it")
     beat = run.data.tags.get(HEARTBEAT_TAG)
     if run.info.status == "RUNNING" and beat and not stale(beat):
