@@ -245,6 +245,8 @@ class MoodConfig:
 class SteeringConfig:
     name: str = MISSING  # a method in moodgen.steering.STEERING: none | rerank | neurons | conditioned | attributes
     candidates: int = ranged(4, COUNT)  # rerank (and conditioned): pieces sampled per piece kept, by the probe
+    # attributes: what ranks the candidates: the LM-state probe, or the hand-crafted descriptor model
+    rank_by: str = "probe"
     # neurons: the genetic algorithm over the sentiment neurons' values
     population: int = ranged(12, COUNT)
     generations: int = ranged(6, COUNT)
@@ -279,6 +281,7 @@ class SteeringConfig:
     max_chord: int = ranged(0, NON_NEGATIVE)  # at most this many pitches at one position (0: no limit)
     tonic_bias: float = ranged(0.0, NON_NEGATIVE)  # logits added to the key's tonic-triad pitches (0: none)
     tempo: bool = True  # write the mood's tempo (conf/mood_profile/<mood>.yaml) into the MIDI file
+    tonics: str = "uniform"  # uniform | data: each piece's tonic drawn from all 12 alike, or as the mood's phrases' keys
     moods: dict[str, MoodConfig] = field(default_factory=dict)  # conf/mood_profile/<mood>.yaml, one per mood
 
 

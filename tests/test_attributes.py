@@ -119,6 +119,29 @@ def test_mood_targets_come_from_the_phrases_and_the_mood_files_override_them():
     assert targets.velocity[2].tolist() == [100, 100]
 
 
+def transposed(notes, semitones):
+    return [(onset, duration, pitch + semitones, velocity) for onset, duration, pitch, velocity in notes]
+
+
+def test_tonics_from_data_draw_each_pieces_tonic_as_often_as_the_moods_phrases_are_in_it():
+    from moodgen.steering.attributes import AttributeSteering
+
+    # depressed in D (x3) and E, the other moods in C
+    d, e, c = (score_of(transposed(C_MAJOR_SCALE, k)) for k in (2, 4, 0))
+    summary = phrase_summary([d, d, d, e, c, c, c], np.array([0, 0, 0, 0, 1, 2, 3]))
+    targets = mood_targets(summary, steering_cfg())
+    assert targets.keys[0].argmax() == 2 and targets.keys[0][2] > targets.keys[0][4] > targets.keys[0][0] > 0
+    steering = AttributeSteering(steering_cfg(tonics="data"))
+    steering.targets = targets
+    job = SimpleNamespace(generator=torch.Generator().manual_seed(0))
+    drawn = np.bincount(steering.tonics(0, 4000, job), minlength=12) / 4000
+    np.testing.assert_allclose(drawn, targets.keys[0], atol=0.03)
+    uniform = np.bincount(AttributeSteering(steering_cfg()).tonics(0, 4000, job), minlength=12) / 4000
+    np.testing.assert_allclose(uniform, np.full(12, 1 / 12), atol=0.03)
+    with pytest.raises(MoodgenError, match=r"steering\.tonics=major \(use uniform or data\)"):
+        check_options(steering_cfg(tonics="major"))
+
+
 def test_the_phrase_summary_round_trips_through_json_with_unmeasured_values():
     scores = [score_of(C_MAJOR_SCALE), symusic.Score(480), score_of(C_MINOR_CHORDS), score_of(C_MAJOR_SCALE)]
     scores.append(score_of(C_MINOR_CHORDS))

@@ -472,6 +472,7 @@ def test_one_seed_makes_sixteen_distinct_pieces_over_the_four_moods(model_store,
         (["steering=conditioned"], ["VGMIDI's labelled phrases", "a mood classifier"]),
         (["steering=attributes"], ["VGMIDI's labelled phrases", "a mood classifier"]),
         (["steering=attributes", "steering.candidates=1"], ["VGMIDI's labelled phrases"]),
+        (["steering=attributes", "steering.rank_by=descriptors"], ["VGMIDI's labelled phrases", "a mood judge"]),
     ],
 )
 def test_what_each_steering_needs_of_a_model_run(tmp_path, overrides, needs):

@@ -42,6 +42,41 @@ def test_rerank_keeps_the_pieces_the_probe_rates_highest():
     assert keep_best(job, pool, mood=1, n=4)[-1] == [0]  # silent ranks below every sounding piece
 
 
+class DensityRanker:
+    """A descriptor model that rates a piece 'angry' the closer it plays to 4 notes a second (as written)."""
+
+    def predict_proba(self, rows):
+        angry = np.exp(-np.abs(rows[:, NAMES.index("notes_per_second")] - 4.0))
+        zero = np.zeros_like(angry)
+        return np.stack([1 - angry, zero, angry, zero], 1)
+
+
+def test_rank_by_descriptors_keeps_the_pieces_the_descriptor_model_rates_highest_at_their_tempo():
+    from omegaconf import OmegaConf
+
+    from moodgen.config import TokenizerConfig
+    from moodgen.errors import MoodgenError
+    from moodgen.tokenizers import build_tokenizer
+
+    tokenizer = build_tokenizer(OmegaConf.merge(OmegaConf.structured(TokenizerConfig), {"name": "remi"}))
+
+    def piece(notes_per_beat: int) -> list[int]:
+        score = symusic.Score(480)
+        track = symusic.Track(name="piano", program=0, is_drum=False)
+        for i in range(16 * notes_per_beat):
+            track.notes.append(symusic.Note(i * 480 // notes_per_beat, 480 // notes_per_beat, 60 + i % 5, 80))
+        score.tracks.append(track)
+        return tokenizer.encode(score)[0].ids
+
+    pool = [piece(k) for k in (1, 4, 2, 5)]  # at 120 qpm 2, 8, 4, 10 notes a second; at 240 twice that
+    job = SimpleNamespace(judges=Judges(ranker=DensityRanker()), tokenizer=tokenizer, duration=4.0)
+    assert keep_best(job, pool, mood=2, n=2, by="descriptors", qpm=120.0) == [pool[2], pool[0]]
+    assert keep_best(job, pool, mood=2, n=1, by="descriptors", qpm=240.0) == [pool[0]]  # the piece as written
+    assert keep_best(job, pool, mood=0, n=1, by="descriptors", qpm=120.0) == [pool[3]]  # furthest from 4
+    with pytest.raises(MoodgenError, match="rank_by=descriptors needs the model run's hand-crafted mood model"):
+        keep_best(SimpleNamespace(judges=Judges()), pool, mood=2, n=2, by="descriptors", qpm=120.0)
+
+
 def test_ga_returns_the_best_individual_ever_found_not_the_last_lucky_score():
     """Fitness = closeness to 1.0, except one evaluation where the worst individual gets lucky."""
     calls, seen = [], []

@@ -36,6 +36,7 @@ class MoodTargets:
     pitch: np.ndarray  # [moods, 2] pitch range
     scale: list[str]  # per mood: major | minor
     tempo: np.ndarray  # [moods] qpm
+    keys: np.ndarray  # [moods, 12] the share of the mood's phrases in each tonic (add-one smoothed)
 
     def describe(self, mood: int) -> dict:
         """The mood's targets in words, for the sidecars and the log."""
@@ -123,6 +124,7 @@ def mood_targets(summary: PhraseSummary, cfg) -> MoodTargets:
     columns = [list(ATTRIBUTES).index(n) for n in names]
     bins = target_bins(to_bins(summary.values[:, columns], names), summary.moods, names, cfg.target)
     contrast = summary.values[:, list(ATTRIBUTES).index("mode")]
+    tonics = summary.values[:, list(ATTRIBUTES).index("tonic")]
     scale, tempo = [], []
     for m, mood in enumerate(MOODS):
         own = cfg.moods[mood]
@@ -132,4 +134,11 @@ def mood_targets(summary: PhraseSummary, cfg) -> MoodTargets:
             if name not in names:
                 raise MoodgenError(f"conf/mood_profile/{mood}.yaml sets {name!r}: use one of {', '.join(names)}")
             bins[m, names.index(name)] = ATTRIBUTES[name].bin(float(value))
-    return MoodTargets(names, bins, summary.velocity, summary.pitch, scale, np.array(tempo))
+    keys = np.stack([key_shares(tonics[summary.moods == m]) for m in range(len(MOODS))])
+    return MoodTargets(names, bins, summary.velocity, summary.pitch, scale, np.array(tempo), keys)
+
+
+def key_shares(tonics: np.ndarray) -> np.ndarray:
+    """[12] how often each tonic is a phrase's key, add-one smoothed: every key stays possible."""
+    counts = np.bincount(tonics[np.isfinite(tonics)].astype(int), minlength=12) + 1.0
+    return counts / counts.sum()

@@ -1,7 +1,7 @@
 """Cross-fitting: the labelled training phrases in two folds by piece, steering built on one, judged by the other.
 
 For fold f, everything a steering method learns from labelled music (the LM-state probe that
-rerank and the GA follow, the L1 probe's sentiment neurons, the phrases the conditioned LM is
+rerank and the GA follow, the descriptor model that rank_by=descriptors follows, the L1 probe's sentiment neurons, the phrases the conditioned LM is
 fine-tuned on) comes from fold f; the hand-crafted judge that scores its pieces is fitted on the
 other fold only. The judge's accuracy on fold f's real phrases is the yardstick: what the judge
 makes of real music of each mood that it never saw.
@@ -41,6 +41,7 @@ class FoldModels:
     probe: object  # LM-state mood probe on steer_rows
     neurons: dict | None  # the L1 probe's sentiment neurons on steer_rows (final_cell features only)
     judge: object  # hand-crafted judge on judge_rows
+    ranker: object  # a hand-crafted model like the judge's, on steer_rows: what rank_by=descriptors ranks by
     yardstick: dict[str, float]  # the judge's accuracy on the steer_rows' real phrases, per mood and "all"
 
 
@@ -69,4 +70,6 @@ def fit_fold(
         l1 = search(x_cells[steer], y[steer], l1_cfg, seed).model
         neurons = sentiment_neurons(l1, list(MOODS))
     judge = search(x_judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
-    return FoldModels(fold, steer, judge_rows, probe, neurons, judge, judge_yardstick(judge, x_judge[steer], y[steer]))
+    ranker = search(x_judge[steer], y[steer], cfg, seed, heads=cfg.heads).model
+    yardstick = judge_yardstick(judge, x_judge[steer], y[steer])
+    return FoldModels(fold, steer, judge_rows, probe, neurons, judge, ranker, yardstick)

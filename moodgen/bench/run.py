@@ -109,7 +109,7 @@ def fold_cache(cfg, bundle: ModelBundle, fold: int) -> Path:
 def fold_job(cfg, bundle: ModelBundle, models: FoldModels, labelled: LabelledPhrases, conditioning) -> GenerationJob:
     names = {labelled.phrases[i].path.name for i in models.steer_rows}
     judges = dataclasses.replace(
-        bundle.judges, probe=models.probe, features=cfg.classifier.features, judge=models.judge
+        bundle.judges, probe=models.probe, features=cfg.classifier.features, judge=models.judge, ranker=models.ranker
     )
     return GenerationJob(
         bundle.net,

@@ -52,6 +52,7 @@ def from_context(ctx) -> ModelBundle:
         probe=ctx.classifiers.get(f"mood4/{features}"),
         features=features,
         judge=ctx.classifiers.get("mood4/handcrafted"),
+        ranker=ctx.classifiers.get("mood4/handcrafted"),
         frame=frame(ctx.tokenizer),
         tokenizer=ctx.tokenizer,
     )
@@ -136,15 +137,19 @@ def steering_needs(steering) -> list[RunNeed]:
     """What a model run must hold for this steering (as the steering methods raise when it lacks it):
     none only the checkpoint; rerank (candidates > 1) the mood classifier; neurons the sentiment
     neurons and the classifier; conditioned VGMIDI's phrases and the classifier; attributes VGMIDI's
-    phrases, and the classifier when it reranks candidates (candidates > 1)."""
+    phrases, and the classifier when it reranks candidates (candidates > 1; the hand-crafted judge with
+    rank_by=descriptors)."""
     name, candidates = steering.name, steering.get("candidates", 1) or 1
     needs = []
     if name in ("conditioned", "attributes"):
         needs.append(VGMIDI)
     if name == "neurons":
         needs.append(NEURONS)
-    if name in ("conditioned", "neurons") or (name != "none" and candidates > 1):
+    ranks = name != "none" and candidates > 1
+    if name in ("conditioned", "neurons") or (ranks and steering.get("rank_by", "probe") == "probe"):
         needs.append(PROBE)
+    if ranks and steering.get("rank_by") == "descriptors":
+        needs.append(JUDGE)
     return needs
 
 
@@ -239,11 +244,13 @@ def from_run(cfg, ref: str, needs: list[RunNeed] | None = None, purpose: str = "
         )
     }
 
+    judge = model("classifier/mood4/handcrafted/model")
     judges = Judges(
         net=net,
         probe=model(f"classifier/mood4/{features}/model"),
         features=features,
-        judge=model("classifier/mood4/handcrafted/model"),
+        judge=judge,
+        ranker=judge,
         frame=frame(tokenizer),
         tokenizer=tokenizer,
     )

@@ -92,6 +92,9 @@ class Judges:
     probe: object | None = None  # sklearn on LM features (`features` kind)
     features: str = "final_cell"
     judge: object | None = None  # sklearn on hand-crafted descriptors, independent of the LM
+    # what steering may rank candidates by on descriptors (rank_by=descriptors): the run's judge when
+    # generating; in the benchmark a model of the steering's own fold, never the judge that scores it
+    ranker: object | None = None
     frame: tuple[int, int] = (1, 2)  # (BOS, EOS): the probe learned from phrases framed by them
     tokenizer: object | None = None  # decodes pieces for probes whose features include musical ones
 
@@ -113,14 +116,21 @@ class Judges:
 
     def judge_proba(self, scores: list[symusic.Score]) -> np.ndarray | None:
         """[n, 4] by the hand-crafted judge; a row of NaN for a piece without notes (no mood)."""
-        if self.judge is None:
-            return None
-        rows = [describe(s) if note_count(s) else None for s in scores]
-        proba = np.full((len(scores), len(MOODS)), np.nan)
-        sounding = [i for i, r in enumerate(rows) if r is not None]
-        if sounding:
-            proba[sounding] = self.judge.predict_proba(np.stack([rows[i] for i in sounding]))
-        return proba
+        return None if self.judge is None else descriptor_proba(self.judge, scores)
+
+    def ranker_proba(self, scores: list[symusic.Score]) -> np.ndarray | None:
+        """[n, 4] by the descriptor model steering ranks with (as judge_proba)."""
+        return None if self.ranker is None else descriptor_proba(self.ranker, scores)
+
+
+def descriptor_proba(model, scores: list[symusic.Score]) -> np.ndarray:
+    """[n, 4] of a model on hand-crafted descriptors; a row of NaN for a piece without notes (no mood)."""
+    rows = [describe(s) if note_count(s) else None for s in scores]
+    proba = np.full((len(scores), len(MOODS)), np.nan)
+    sounding = [i for i, r in enumerate(rows) if r is not None]
+    if sounding:
+        proba[sounding] = model.predict_proba(np.stack([rows[i] for i in sounding]))
+    return proba
 
 
 def claim_name(folder: Path, name: str) -> str:

@@ -115,6 +115,9 @@ def steering_report(pieces: list[dict], method: str, folder: Path) -> dict[str, 
     """Accuracy of requested vs judged mood (hand-crafted judge, independent of the LM), per mood.
 
     A silent piece is judged 'silent': a miss for its requested mood, and a column of the confusion.
+    Neither number is independent of a steering that ranked its candidates by that model (rerank by
+    the probe, rank_by=descriptors by the run's hand-crafted model): the steering benchmark's
+    cross-fitted judge is the honest measure.
     """
     metrics: dict[str, float] = {f"steer/{method}/alive": float(np.mean([p["alive"] for p in pieces]))}
     judged = [p for p in pieces if p["judged_mood"] is not None]

@@ -162,6 +162,10 @@ def check_options(cfg) -> None:
     bad = []
     if cfg.scale not in ("mask", "bias", "off"):
         bad.append(f"steering.scale={cfg.scale} (use mask, bias or off)")
+    if cfg.rank_by not in ("probe", "descriptors"):
+        bad.append(f"steering.rank_by={cfg.rank_by} (use probe or descriptors)")
+    if cfg.tonics not in ("uniform", "data"):
+        bad.append(f"steering.tonics={cfg.tonics} (use uniform or data)")
     if cfg.target not in ("median", "distinctive"):
         bad.append(f"steering.target={cfg.target} (use median or distinctive)")
     missing = [m for m in MOODS if m not in cfg.moods]
@@ -258,10 +262,17 @@ class AttributeSteering(Steering):
         """The tempo the mood's pieces are written at (120, the data's, with tempo=false)."""
         return float(self.mood_targets(job).tempo[mood]) if self.cfg.tempo else BASE_QPM
 
+    def tonics(self, mood: int, rows: int, job: GenerationJob) -> np.ndarray:
+        """[rows] a tonic per piece from the piece's stream: any of 12 alike, or as the mood's phrases' keys."""
+        if self.cfg.tonics == "uniform":
+            return torch.randint(12, (rows,), generator=job.generator).numpy()
+        shares = torch.as_tensor(self.mood_targets(job).keys[mood])
+        return torch.multinomial(shares, rows, replacement=True, generator=job.generator).numpy()
+
     def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
         cfg, targets = self.cfg, self.mood_targets(job)
         rows = n * cfg.candidates
-        tonic = torch.randint(12, (rows,), generator=job.generator).numpy()  # each piece its own key
+        tonic = self.tonics(mood, rows, job)  # each piece its own key
         condition = np.repeat(targets.bins[mood][None] + 1, rows, axis=0)  # [rows, A]
         for a, name in enumerate(self.names):
             if ATTRIBUTES[name].per_piece:  # the tonic: the key each piece was given
@@ -274,4 +285,5 @@ class AttributeSteering(Steering):
         # sampled at the data's 120 qpm for as many beats as the piece needs at the mood's tempo
         seconds = job.duration * self.qpm(mood, job) / BASE_QPM
         pool = job.sample(rows, seconds=seconds, net=guided)
-        return keep_best(job, pool, mood, n)  # candidates > 1: the probe keeps the best n
+        # candidates > 1: the probe (or the descriptor model, on the piece at its tempo) keeps the best n
+        return keep_best(job, pool, mood, n, cfg.rank_by, self.qpm(mood, job))

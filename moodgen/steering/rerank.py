@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MoodgenError
+from ..generation.pieces import to_score
 from .base import GenerationJob, Steering
 
 
@@ -17,14 +18,26 @@ class Rerank(Steering):
         return keep_best(job, job.sample(n * self.cfg.candidates), mood, n)
 
 
-def keep_best(job: GenerationJob, pool: list[list[int]], mood: int, n: int) -> list[list[int]]:
-    """The n pieces of the pool with the highest probe probability of the mood."""
+def keep_best(
+    job: GenerationJob, pool: list[list[int]], mood: int, n: int, by: str = "probe", qpm: float | None = None
+) -> list[list[int]]:
+    """The n pieces of the pool with the highest probability of the mood: by the LM-state probe, or
+    (by="descriptors") by the hand-crafted descriptor model on each piece as written at `qpm`."""
     if len(pool) == n:
         return pool
-    if job.judges.probe is None:
+    if by == "descriptors":
+        if job.judges.ranker is None:
+            raise MoodgenError(
+                "steering.rank_by=descriptors needs the model run's hand-crafted mood model: "
+                "use steering.rank_by=probe or steering.candidates=1"
+            )
+        proba = job.judges.ranker_proba([to_score(job.tokenizer, ids, job.duration, qpm) for ids in pool])
+    elif job.judges.probe is None:
         raise MoodgenError(
             "ranking candidates needs the model run's mood classifier: use steering.candidates=1 or steering=none"
         )
-    proba = np.nan_to_num(job.judges.probe_proba(pool)[:, mood], nan=-1.0)  # a silent piece ranks last
+    else:
+        proba = job.judges.probe_proba(pool)
+    proba = np.nan_to_num(proba[:, mood], nan=-1.0)  # a silent piece ranks last
     best = np.argsort(-proba, kind="stable")[:n]
     return [pool[i] for i in best]
