@@ -281,7 +281,7 @@ class SteeringConfig:
     max_chord: int = ranged(0, NON_NEGATIVE)  # at most this many pitches at one position (0: no limit)
     tonic_bias: float = ranged(0.0, NON_NEGATIVE)  # logits added to the key's tonic-triad pitches (0: none)
     tempo: bool = True  # write the mood's tempo (conf/mood_profile/<mood>.yaml) into the MIDI file
-    tonics: str = "uniform"  # uniform | data: each piece's tonic drawn from all 12 alike, or as the mood's phrases' keys
+    tonics: str = "uniform"  # uniform | data: each piece's tonic from all 12 alike, or as the mood's phrases' keys
     moods: dict[str, MoodConfig] = field(default_factory=dict)  # conf/mood_profile/<mood>.yaml, one per mood
 
 

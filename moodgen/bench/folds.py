@@ -1,7 +1,8 @@
 """Cross-fitting: the labelled training phrases in two folds by piece, steering built on one, judged by the other.
 
 For fold f, everything a steering method learns from labelled music (the LM-state probe that
-rerank and the GA follow, the descriptor model that rank_by=descriptors follows, the L1 probe's sentiment neurons, the phrases the conditioned LM is
+rerank and the GA follow, the descriptor model that rank_by=descriptors follows, the L1 probe's
+sentiment neurons, the phrases the conditioned LM is
 fine-tuned on) comes from fold f; the hand-crafted judge that scores its pieces is fitted on the
 other fold only. The judge's accuracy on fold f's real phrases is the yardstick: what the judge
 makes of real music of each mood that it never saw.
