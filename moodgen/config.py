@@ -245,7 +245,7 @@ class MoodConfig:
 class SteeringConfig:
     name: str = MISSING  # a method in moodgen.steering.STEERING: none | rerank | neurons | conditioned | attributes
     candidates: int = ranged(4, COUNT)  # rerank (and conditioned): pieces sampled per piece kept, by the probe
-    # attributes: what ranks the candidates: the LM-state probe, or the hand-crafted descriptor model
+    # rerank and attributes: what ranks the candidates: the LM-state probe, or the hand-crafted descriptor model
     rank_by: str = "probe"
     # neurons: the genetic algorithm over the sentiment neurons' values
     population: int = ranged(12, COUNT)

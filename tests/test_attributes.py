@@ -140,6 +140,8 @@ def test_tonics_from_data_draw_each_pieces_tonic_as_often_as_the_moods_phrases_a
     np.testing.assert_allclose(uniform, np.full(12, 1 / 12), atol=0.03)
     with pytest.raises(MoodgenError, match=r"steering\.tonics=major \(use uniform or data\)"):
         check_options(steering_cfg(tonics="major"))
+    with pytest.raises(MoodgenError, match=r"steering\.rank_by=judge \(use probe or descriptors\)"):
+        check_options(steering_cfg(rank_by="judge"))
 
 
 def test_the_phrase_summary_round_trips_through_json_with_unmeasured_values():

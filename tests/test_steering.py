@@ -77,6 +77,14 @@ def test_rank_by_descriptors_keeps_the_pieces_the_descriptor_model_rates_highest
         keep_best(SimpleNamespace(judges=Judges()), pool, mood=2, n=2, by="descriptors", qpm=120.0)
 
 
+def test_an_unknown_rank_by_is_one_line_naming_the_choices():
+    from moodgen.errors import MoodgenError
+
+    job = SimpleNamespace(judges=FixedProbe([0.1, 0.9]))
+    with pytest.raises(MoodgenError, match=r"^steering\.rank_by=judge \(use probe or descriptors\)$"):
+        keep_best(job, [[0], [1]], mood=1, n=1, by="judge")
+
+
 def test_ga_returns_the_best_individual_ever_found_not_the_last_lucky_score():
     """Fitness = closeness to 1.0, except one evaluation where the worst individual gets lucky."""
     calls, seen = [], []

@@ -47,12 +47,13 @@ def from_context(ctx) -> ModelBundle:
     from ..steering.conditioned import conditioning_source
 
     features = ctx.cfg.classifier.features
+    judge = ctx.classifiers.get("mood4/handcrafted")
     judges = Judges(
         net=ctx.module.net.cpu(),
         probe=ctx.classifiers.get(f"mood4/{features}"),
         features=features,
-        judge=ctx.classifiers.get("mood4/handcrafted"),
-        ranker=ctx.classifiers.get("mood4/handcrafted"),
+        judge=judge,
+        ranker=judge,
         frame=frame(ctx.tokenizer),
         tokenizer=ctx.tokenizer,
     )

@@ -39,7 +39,7 @@ from ..tokenizers import bos_id
 from .base import GenerationJob, Steering, cached_finetune, plain_settings, settings_key
 from .conditioned import IGNORE, chunks
 from .constraints import Constraints
-from .rerank import keep_best
+from .rerank import RANK_BY, keep_best
 
 log = logging.getLogger("moodgen")
 CHECKPOINT = "attributes.pt"
@@ -162,8 +162,8 @@ def check_options(cfg) -> None:
     bad = []
     if cfg.scale not in ("mask", "bias", "off"):
         bad.append(f"steering.scale={cfg.scale} (use mask, bias or off)")
-    if cfg.rank_by not in ("probe", "descriptors"):
-        bad.append(f"steering.rank_by={cfg.rank_by} (use probe or descriptors)")
+    if cfg.rank_by not in RANK_BY:
+        bad.append(f"steering.rank_by={cfg.rank_by} (use {' or '.join(RANK_BY)})")
     if cfg.tonics not in ("uniform", "data"):
         bad.append(f"steering.tonics={cfg.tonics} (use uniform or data)")
     if cfg.target not in ("median", "distinctive"):

@@ -12,10 +12,12 @@ from ..errors import MoodgenError
 from ..generation.pieces import to_score
 from .base import GenerationJob, Steering
 
+RANK_BY = ("probe", "descriptors")  # what ranks candidates: the LM-state probe, the hand-crafted model
+
 
 class Rerank(Steering):
     def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
-        return keep_best(job, job.sample(n * self.cfg.candidates), mood, n)
+        return keep_best(job, job.sample(n * self.cfg.candidates), mood, n, self.cfg.rank_by)
 
 
 def keep_best(
@@ -23,6 +25,8 @@ def keep_best(
 ) -> list[list[int]]:
     """The n pieces of the pool with the highest probability of the mood: by the LM-state probe, or
     (by="descriptors") by the hand-crafted descriptor model on each piece as written at `qpm`."""
+    if by not in RANK_BY:
+        raise MoodgenError(f"steering.rank_by={by} (use {' or '.join(RANK_BY)})")
     if len(pool) == n:
         return pool
     if by == "descriptors":
