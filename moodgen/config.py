@@ -247,6 +247,7 @@ class SteeringConfig:
     candidates: int = ranged(4, COUNT)  # rerank (and conditioned): pieces sampled per piece kept, by the probe
     # rerank and attributes: what ranks the candidates: the LM-state probe, or the hand-crafted descriptor model
     rank_by: str = "probe"
+    keep: str = "pool"  # pool: the best n of all candidates | each: the best of each piece's own candidates
     # neurons: the genetic algorithm over the sentiment neurons' values
     population: int = ranged(12, COUNT)
     generations: int = ranged(6, COUNT)

@@ -251,7 +251,11 @@ class StudyWorkers(OptunaSweeperImpl):
         elsewhere = f", {running} running elsewhere" if running else ""
         log.info(
             "study %r: %d of %d trials finished%s; this worker ran %d",
-            study.study_name, finished, self.n_trials, elsewhere, asked,
+            study.study_name,
+            finished,
+            self.n_trials,
+            elsewhere,
+            asked,
         )
         self._save_results(study, len(directions))
 

@@ -144,6 +144,19 @@ def test_tonics_from_data_draw_each_pieces_tonic_as_often_as_the_moods_phrases_a
         check_options(steering_cfg(rank_by="judge"))
 
 
+def test_keep_each_gives_a_pieces_candidates_one_key_and_each_piece_its_own_draw():
+    from moodgen.steering.attributes import AttributeSteering
+
+    job = SimpleNamespace(generator=torch.Generator().manual_seed(0))
+    each = AttributeSteering(steering_cfg(candidates=4, keep="each")).candidate_tonics(0, 50, job)
+    groups = each.reshape(50, 4)
+    assert (groups == groups[:, :1]).all() and len(set(groups[:, 0])) > 6
+    pooled = AttributeSteering(steering_cfg(candidates=4)).candidate_tonics(0, 50, job).reshape(50, 4)
+    assert (pooled != pooled[:, :1]).any()
+    with pytest.raises(MoodgenError, match=r"steering\.keep=best \(use pool or each\)"):
+        check_options(steering_cfg(keep="best"))
+
+
 def test_the_phrase_summary_round_trips_through_json_with_unmeasured_values():
     scores = [score_of(C_MAJOR_SCALE), symusic.Score(480), score_of(C_MINOR_CHORDS), score_of(C_MAJOR_SCALE)]
     scores.append(score_of(C_MINOR_CHORDS))

@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import symusic
+from omegaconf import OmegaConf
 
-from moodgen.bench.folds import judge_yardstick, piece_folds
+from moodgen.bench.folds import fit_fold, judge_yardstick, piece_folds
 from moodgen.bench.stats import paired_difference, wilson
 from moodgen.bench.views import CopyIndex, own_mood_closest
+from moodgen.config import ClassifierConfig
 from moodgen.data.vgmidi import Phrase
 
 from .conftest import error_line, make_midi, scale_piece
@@ -55,6 +57,22 @@ def test_judge_yardstick_is_per_mood():
 
     scores = judge_yardstick(Constant(), np.zeros((4, 1)), np.array([0, 1, 1, 3]))
     assert scores == {"depressed": 0.0, "calm": 1.0, "happy": 0.0, "all": 0.5}
+
+
+def test_both_judges_learn_only_from_the_other_fold_and_the_steering_only_from_its_own():
+    """Fold 1 writes each mood's feature one mood later than fold 0: a model fitted on fold 0's rows
+    reads fold 0 right and fold 1 wrong, so each model shows which rows it learned from."""
+    y = np.arange(160) % 4
+    folds = (np.arange(160) // 4) % 2
+    written = np.where(folds == 0, y, (y + 1) % 4)
+    rng = np.random.default_rng(0)
+    x = 3.0 * np.eye(4)[written] + rng.normal(scale=0.1, size=(160, 4))
+    cfg = OmegaConf.structured(ClassifierConfig(name="logreg", n_trials=2, heads="joint"))
+    models = fit_fold(0, folds, x, x, y, cfg, seed=0)
+    steer = folds == 0
+    assert (models.probe.predict(x[steer]) == y[steer]).all() and (models.ranker.predict(x[steer]) == y[steer]).all()
+    assert models.yardstick["all"] == 0.0 and models.state_yardstick["all"] == 0.0  # judged by fold 1's reading
+    assert (models.state_judge.predict(x[~steer]) == y[~steer]).all()
 
 
 def test_own_mood_closest_reads_each_row():

@@ -353,6 +353,7 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     summary = (out / "summary.md").read_text()
     assert "real phrases (the judge, out of fold)" in summary and "| attributes | rerank |" in summary
     assert "| *real phrases* |" in summary  # the musicality yardstick
+    assert "Second judge, of another family" in summary and "state_hit" in units[0]
     client = MlflowClient(tracking_uri=f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("moodgen").experiment_id
     (run,) = client.search_runs([experiment], filter_string="tags.`moodgen.entry_point` = 'benchmark'")
@@ -360,6 +361,12 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     assert metrics["bench/attributes/accuracy"] == accuracy
     assert metrics["bench/attributes/accuracy_low"] <= accuracy <= metrics["bench/attributes/accuracy_high"]
     assert {"bench/diff/rerank_vs_none/accuracy", "bench/judge/accuracy", "bench/none/copied"} <= metrics.keys()
+    second = {
+        "bench/attributes/calm/state_accuracy",
+        "bench/judge/state_accuracy",
+        "bench/diff/rerank_vs_none/state_low",
+    }
+    assert second <= metrics.keys() and 0 <= metrics["bench/attributes/state_accuracy"] <= 1
     assert {"bench/attributes/overlap", "bench/attributes/calm/diversity", "bench/real/unique_4bar"} <= metrics.keys()
     assert 0 < metrics["bench/attributes/overlap"] <= 1 and metrics["bench/attributes/alive"] >= 0
     none_pieces = [sorted((out / "pieces" / "none" / "fold0" / "seed0").glob(f"{m}_*.mid")) for m in MOODS]

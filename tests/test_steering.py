@@ -11,6 +11,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 from moodgen.classifier.handcrafted import NAMES
+from moodgen.errors import MoodgenError
 from moodgen.generation.pieces import Judges, predicted_moods
 from moodgen.generation.run import steering_report
 from moodgen.steering.base import sampling_stream
@@ -49,6 +50,15 @@ class DensityRanker:
         angry = np.exp(-np.abs(rows[:, NAMES.index("notes_per_second")] - 4.0))
         zero = np.zeros_like(angry)
         return np.stack([1 - angry, zero, angry, zero], 1)
+
+
+def test_keep_each_takes_the_best_of_each_pieces_own_candidates_not_the_best_of_all():
+    pool = [[0], [1], [2], [3], [4], [5]]  # 3 pieces x 2 candidates
+    job = SimpleNamespace(judges=FixedProbe([0.9, 0.8, 0.1, 0.2, 0.7, 0.3]))
+    assert keep_best(job, pool, mood=0, n=3) == [[0], [1], [4]]
+    assert keep_best(job, pool, mood=0, n=3, keep="each") == [[0], [3], [4]]
+    with pytest.raises(MoodgenError, match=r"^steering\.keep=best \(use pool or each\)$"):
+        keep_best(job, pool, mood=0, n=3, keep="best")
 
 
 def test_rank_by_descriptors_keeps_the_pieces_the_descriptor_model_rates_highest_at_their_tempo():

@@ -357,5 +357,3 @@ def test_a_dead_worker_on_this_host_fails_its_trial_at_once(tmp_path):
     assert fail_dead_trials(study) == [trial.number]
     states = [t.state for t in study.get_trials()]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING]
-
-

@@ -6,6 +6,10 @@ sentiment neurons, the phrases the conditioned LM is
 fine-tuned on) comes from fold f; the hand-crafted judge that scores its pieces is fitted on the
 other fold only. The judge's accuracy on fold f's real phrases is the yardstick: what the judge
 makes of real music of each mood that it never saw.
+
+A second judge of another family, the LM-state probe fitted on the other fold (`state_judge`),
+scores the same pieces: a steering that ranks by descriptors shares the first judge's features,
+so a gain that the second judge does not see is the descriptor family's habit, not the mood.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class FoldModels:
     judge: object  # hand-crafted judge on judge_rows
     ranker: object  # a hand-crafted model like the judge's, on steer_rows: what rank_by=descriptors ranks by
     yardstick: dict[str, float]  # the judge's accuracy on the steer_rows' real phrases, per mood and "all"
+    state_judge: object  # LM-state probe on judge_rows: the second judge, of the probe's family
+    state_yardstick: dict[str, float]  # the second judge's accuracy on the steer_rows' real phrases
 
 
 def judge_yardstick(judge, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -73,4 +79,6 @@ def fit_fold(
     judge = search(x_judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
     ranker = search(x_judge[steer], y[steer], cfg, seed, heads=cfg.heads).model
     yardstick = judge_yardstick(judge, x_judge[steer], y[steer])
-    return FoldModels(fold, steer, judge_rows, probe, neurons, judge, ranker, yardstick)
+    state_judge = search(x_probe[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
+    state_yardstick = judge_yardstick(state_judge, x_probe[steer], y[steer])
+    return FoldModels(fold, steer, judge_rows, probe, neurons, judge, ranker, yardstick, state_judge, state_yardstick)

@@ -25,7 +25,7 @@ from ..config import check_ranges
 from ..data import vgmidi
 from ..errors import MoodgenError
 from ..generation.bundle import ModelBundle
-from ..generation.pieces import mood_name, predicted_moods, to_score, write_piece
+from ..generation.pieces import Judges, mood_name, predicted_moods, score_ids, to_score, write_piece
 from ..moods import MOODS
 from ..steering import STEERING, make_steering
 from ..steering.base import GenerationJob, sampling_stream
@@ -127,9 +127,10 @@ def fold_job(cfg, bundle: ModelBundle, models: FoldModels, labelled: LabelledPhr
 
 
 def run_method(
-    cfg, steering_cfg, job: GenerationJob, fold: int, folder: Path, copies: CopyIndex
+    cfg, steering_cfg, job: GenerationJob, state_judge: Judges, fold: int, folder: Path, copies: CopyIndex
 ) -> tuple[list[dict], dict]:
-    """Every seed and mood of one method on one fold: pieces written, each judged; (unit rows, scores by mood)."""
+    """Every seed and mood of one method on one fold: pieces written, each judged by both judges
+    (the steering never sees `state_judge`); (unit rows, scores by mood)."""
     steering = make_steering(steering_cfg)
     rows, scores_by_mood = [], {m: [] for m in range(len(MOODS))}
     for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
@@ -139,7 +140,8 @@ def run_method(
             qpm = steering.qpm(mood, unit_job)
             scores = [to_score(job.tokenizer, ids, cfg.duration, qpm) for ids in sequences]
             judged = predicted_moods(job.judges.judge_proba(scores))
-            for i, (score, got) in enumerate(zip(scores, judged, strict=True)):
+            state_judged = predicted_moods(state_judge.probe_proba([score_ids(job.tokenizer, s) for s in scores]))
+            for i, (score, got, state_got) in enumerate(zip(scores, judged, state_judged, strict=True)):
                 sidecar = {"mood": MOODS[mood], "method": steering_cfg.name, "fold": fold, "seed": seed}
                 piece = write_piece(
                     folder / f"fold{fold}" / f"seed{seed}", f"{MOODS[mood]}_{i}", score, sidecar, wav=False, png=False
@@ -153,6 +155,8 @@ def run_method(
                         "index": i,
                         "judged": mood_name(int(got)),
                         "hit": int(got == mood),
+                        "state_judged": mood_name(int(state_got)),
+                        "state_hit": int(state_got == mood),
                         "notes": piece["notes"],
                         "seconds": piece["seconds"],
                         "copied": copies.copied_share(score),
@@ -164,40 +168,46 @@ def run_method(
     return rows, scores_by_mood
 
 
+JUDGES = {"accuracy": "hit", "state_accuracy": "state_hit"}  # metric name -> row column: judge, second judge
+
+
 def accuracy_rows(rows: list[dict], method: str) -> dict[str, float]:
-    """bench/<method>/... accuracy overall and per mood, with Wilson 95 % intervals, and the silent share."""
+    """bench/<method>/... accuracy overall and per mood by each judge (`accuracy`: the hand-crafted
+    judge; `state_accuracy`: the LM-state one), with Wilson 95 % intervals, and the silent share."""
     mine = [r for r in rows if r["method"] == method]
     metrics = {f"bench/{method}/silent": float(np.mean([r["judged"] == "silent" for r in mine]))}
     for label, group in [("all", mine), *((m, [r for r in mine if r["mood"] == m]) for m in MOODS)]:
-        hits = sum(r["hit"] for r in group)
-        low, high = wilson(hits, len(group))
         prefix = f"bench/{method}" if label == "all" else f"bench/{method}/{label}"
-        metrics |= {
-            f"{prefix}/accuracy": hits / len(group),
-            f"{prefix}/accuracy_low": low,
-            f"{prefix}/accuracy_high": high,
-        }
+        for name, column in JUDGES.items():
+            hits = sum(r[column] for r in group)
+            low, high = wilson(hits, len(group))
+            metrics |= {
+                f"{prefix}/{name}": hits / len(group),
+                f"{prefix}/{name}_low": low,
+                f"{prefix}/{name}_high": high,
+            }
     return metrics
 
 
-def unit_accuracy(rows: list[dict], method: str) -> dict[tuple, float]:
-    """(fold, seed, mood) -> share of hits of that unit's pieces."""
+def unit_accuracy(rows: list[dict], method: str, column: str = "hit") -> dict[tuple, float]:
+    """(fold, seed, mood) -> share of hits (by the judge whose `column` it is) of that unit's pieces."""
     units: dict[tuple, list[int]] = {}
     for r in rows:
         if r["method"] == method:
-            units.setdefault((r["fold"], r["seed"], r["mood"]), []).append(r["hit"])
+            units.setdefault((r["fold"], r["seed"], r["mood"]), []).append(r[column])
     return {unit: float(np.mean(hits)) for unit, hits in units.items()}
 
 
 def paired_rows(rows: list[dict], methods: list[str]) -> list[dict]:
-    """Each pair of methods: the mean difference in accuracy over shared units, with a 95 % t interval."""
+    """Each pair of methods by each judge: the mean difference in accuracy over shared units, with a 95 % t interval."""
     out = []
-    for i, a in enumerate(methods):
-        for b in methods[:i]:
-            ua, ub = unit_accuracy(rows, a), unit_accuracy(rows, b)
-            shared = sorted(ua.keys() & ub.keys())
-            diff = paired_difference(np.array([ua[u] for u in shared]), np.array([ub[u] for u in shared]))
-            out.append({"method": a, "baseline": b, **diff})
+    for judge, column in JUDGES.items():
+        for i, a in enumerate(methods):
+            for b in methods[:i]:
+                ua, ub = unit_accuracy(rows, a, column), unit_accuracy(rows, b, column)
+                shared = sorted(ua.keys() & ub.keys())
+                diff = paired_difference(np.array([ua[u] for u in shared]), np.array([ub[u] for u in shared]))
+                out.append({"judge": judge, "method": a, "baseline": b, **diff})
     return out
 
 
@@ -224,26 +234,29 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
             memo["data"] = bundle.conditioning()
         return memo["data"]
 
-    rows, yardsticks, confusion = [], [], {m: [] for m in methods}
+    rows, yardsticks, state_yardsticks, confusion = [], [], [], {m: [] for m in methods}
     musicality: dict[str, list[dict]] = {m: [] for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
     for fold in range(cfg.folds):
         models = fit_fold(fold, folds, x_probe, x_judge, labelled.moods, cfg.classifier, cfg.seed, x_cells)
         yardsticks.append(models.yardstick)
+        state_yardsticks.append(models.state_yardstick)
         job = fold_job(cfg, bundle, models, labelled, conditioning if bundle.conditioning else None)
+        state_judge = dataclasses.replace(job.judges, probe=models.state_judge)
         real = {m: [labelled.scores[i] for i in models.judge_rows if labelled.moods[i] == m] for m in range(4)}
         for steering_cfg in configs:
             begin = time.perf_counter()
             folder = out / "pieces" / steering_cfg.name
-            unit_rows, generated = run_method(cfg, steering_cfg, job, fold, folder, copies)
+            unit_rows, generated = run_method(cfg, steering_cfg, job, state_judge, fold, folder, copies)
             seconds[steering_cfg.name] += time.perf_counter() - begin
             rows += unit_rows
             confusion[steering_cfg.name].append(distribution_confusion(generated, real, cfg.grid_points))
             musicality[steering_cfg.name].append(fold_musicality(generated, real, cfg.grid_points))
             log.info("benchmark fold %d, %s: %.1f s", fold, steering_cfg.name, time.perf_counter() - begin)
     real_rows = [piece_row(score) for score in labelled.scores]
+    yardstick = {"accuracy": yardsticks, "state_accuracy": state_yardsticks}
     return report(
-        cfg, rows, yardsticks, confusion, musicality, real_rows, seconds, methods, out, time.perf_counter() - start
+        cfg, rows, yardstick, confusion, musicality, real_rows, seconds, methods, out, time.perf_counter() - start
     )
 
 
@@ -285,12 +298,16 @@ def report(
             out / f"distribution_{method}.csv",
         )
         confusion[method] = matrix
-    yardstick = {k: float(np.mean([y[k] for y in yardsticks if k in y])) for k in ["all", *MOODS]}
-    metrics |= {f"bench/judge/{k}/accuracy" if k != "all" else "bench/judge/accuracy": v for k, v in yardstick.items()}
+    yardstick = {  # each judge's accuracy on the real phrases it did not learn from, per mood and "all"
+        name: {k: float(np.mean([y[k] for y in per_fold if k in y])) for k in ["all", *MOODS]}
+        for name, per_fold in yardsticks.items()
+    }
+    for name, scores in yardstick.items():
+        metrics |= {f"bench/judge/{k}/{name}" if k != "all" else f"bench/judge/{name}": v for k, v in scores.items()}
     paired = paired_rows(rows, methods)
-    for p in paired:
-        prefix = f"bench/diff/{p['method']}_vs_{p['baseline']}"
-        metrics |= {f"{prefix}/accuracy": p["diff"], f"{prefix}/low": p["low"], f"{prefix}/high": p["high"]}
+    for p in paired:  # bench/diff/<a>_vs_<b>/{accuracy,low,high}; the second judge's with a state_ prefix
+        prefix = f"bench/diff/{p['method']}_vs_{p['baseline']}/" + ("" if p["judge"] == "accuracy" else "state_")
+        metrics |= {f"{prefix}accuracy": p["diff"], f"{prefix}low": p["low"], f"{prefix}high": p["high"]}
     metrics["bench/seconds"] = total_seconds
     write_rows([{k: v for k, v in r.items() if k != "midi"} for r in rows], out / "units.csv")
     write_rows(paired, out / "paired.csv")

@@ -9,28 +9,29 @@ import numpy as np
 from ..moods import MOODS
 
 
-def interval(metrics: dict, prefix: str) -> str:
-    value, low, high = (metrics[f"{prefix}/accuracy{s}"] for s in ("", "_low", "_high"))
+def interval(metrics: dict, prefix: str, judge: str = "accuracy") -> str:
+    value, low, high = (metrics[f"{prefix}/{judge}{s}"] for s in ("", "_low", "_high"))
     return f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def accuracy_table(metrics: dict, yardstick: dict, methods: list[str]) -> list[str]:
+def accuracy_table(metrics: dict, yardstick: dict, methods: list[str], judge: str = "accuracy") -> list[str]:
+    """Per method and mood, the share judged in the requested mood by `judge` (accuracy | state_accuracy)."""
     lines = [
         "| steering | " + " | ".join(MOODS) + " | all | silent |",
         "|---|" + "---|" * (len(MOODS) + 2),
     ]
     for method in methods:
-        cells = [interval(metrics, f"bench/{method}/{m}") for m in MOODS]
-        overall = interval(metrics, f"bench/{method}")
+        cells = [interval(metrics, f"bench/{method}/{m}", judge) for m in MOODS]
+        overall = interval(metrics, f"bench/{method}", judge)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {overall} | {metrics[f'bench/{method}/silent']:.2f} |")
-    real = " | ".join(f"{yardstick[m]:.2f}" for m in MOODS)
-    lines.append(f"| *real phrases (the judge, out of fold)* | {real} | {yardstick['all']:.2f} | |")
+    real = " | ".join(f"{yardstick[judge][m]:.2f}" for m in MOODS)
+    lines.append(f"| *real phrases (the judge, out of fold)* | {real} | {yardstick[judge]['all']:.2f} | |")
     return lines
 
 
-def paired_table(paired: list[dict]) -> list[str]:
+def paired_table(paired: list[dict], judge: str = "accuracy") -> list[str]:
     lines = ["| method | vs | accuracy difference [95 % CI] | units |", "|---|---|---|---|"]
-    for p in paired:
+    for p in (p for p in paired if p["judge"] == judge):
         lines.append(
             f"| {p['method']} | {p['baseline']} | {p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}] | {p['units']} |"
         )
@@ -85,6 +86,15 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         "## Paired by unit (fold, seed, mood): difference in accuracy",
         "",
         *paired_table(paired),
+        "",
+        "## Second judge, of another family: the LM-state probe fitted on the judge's fold",
+        "",
+        "A steering that ranks by descriptors shares the first judge's features; what it gains by this",
+        "judge too is not that family's habit. This judge reads the notes only, never the tempo.",
+        "",
+        *accuracy_table(metrics, yardstick, methods, "state_accuracy"),
+        "",
+        *paired_table(paired, "state_accuracy"),
         "",
         "## Distribution confusion: mean Yang & Lerch overlap with each mood's real phrases (judge folds)",
         "",

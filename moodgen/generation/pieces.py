@@ -59,10 +59,12 @@ def to_score(tokenizer, ids: list[int], seconds: float | None, qpm: float | None
 
 def cut_ids(tokenizer, ids: list[int], seconds: float) -> list[int]:
     """The tokens of the music a piece's file holds: decoded, cut at `seconds`, encoded again ([] if silent)."""
-    score = to_score(tokenizer, ids, seconds)
-    if not note_count(score):
-        return []
-    return encode_score(tokenizer, score)[1:-1]
+    return score_ids(tokenizer, to_score(tokenizer, ids, seconds))
+
+
+def score_ids(tokenizer, score: symusic.Score) -> list[int]:
+    """A written piece's tokens, unframed, as a probe reads them ([] if silent)."""
+    return encode_score(tokenizer, score)[1:-1] if note_count(score) else []
 
 
 SILENT = "silent"  # the judged "mood" of a piece without notes

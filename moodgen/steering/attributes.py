@@ -39,7 +39,7 @@ from ..tokenizers import bos_id
 from .base import GenerationJob, Steering, cached_finetune, plain_settings, settings_key
 from .conditioned import IGNORE, chunks
 from .constraints import Constraints
-from .rerank import RANK_BY, keep_best
+from .rerank import keep_best, ranking_problems
 
 log = logging.getLogger("moodgen")
 CHECKPOINT = "attributes.pt"
@@ -162,8 +162,7 @@ def check_options(cfg) -> None:
     bad = []
     if cfg.scale not in ("mask", "bias", "off"):
         bad.append(f"steering.scale={cfg.scale} (use mask, bias or off)")
-    if cfg.rank_by not in RANK_BY:
-        bad.append(f"steering.rank_by={cfg.rank_by} (use {' or '.join(RANK_BY)})")
+    bad += ranking_problems(cfg.rank_by, cfg.keep)
     if cfg.tonics not in ("uniform", "data"):
         bad.append(f"steering.tonics={cfg.tonics} (use uniform or data)")
     if cfg.target not in ("median", "distinctive"):
@@ -173,9 +172,7 @@ def check_options(cfg) -> None:
         bad.append(f"steering.moods lacks {', '.join(missing)} (conf/mood_profile/<mood>.yaml)")
     for mood, own in cfg.moods.items():
         if own.scale not in (None, "major", "minor"):
-            bad.append(
-                f"conf/mood_profile/{mood}.yaml: scale={own.scale} (major, minor or null)"
-            )
+            bad.append(f"conf/mood_profile/{mood}.yaml: scale={own.scale} (major, minor or null)")
     if bad:
         raise MoodgenError("steering=attributes: " + "; ".join(bad))
     check_names(cfg.attributes)
@@ -269,10 +266,17 @@ class AttributeSteering(Steering):
         shares = torch.as_tensor(self.mood_targets(job).keys[mood])
         return torch.multinomial(shares, rows, replacement=True, generator=job.generator).numpy()
 
+    def candidate_tonics(self, mood: int, n: int, job: GenerationJob) -> np.ndarray:
+        """[n * candidates] each candidate its own key, or with keep=each one key per piece, shared by
+        its candidates: ranking then picks within a key and cannot narrow the mood's mix of keys."""
+        if self.cfg.keep == "each":
+            return self.tonics(mood, n, job).repeat(self.cfg.candidates)
+        return self.tonics(mood, n * self.cfg.candidates, job)
+
     def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
         cfg, targets = self.cfg, self.mood_targets(job)
         rows = n * cfg.candidates
-        tonic = self.tonics(mood, rows, job)  # each piece its own key
+        tonic = self.candidate_tonics(mood, n, job)
         condition = np.repeat(targets.bins[mood][None] + 1, rows, axis=0)  # [rows, A]
         for a, name in enumerate(self.names):
             if ATTRIBUTES[name].per_piece:  # the tonic: the key each piece was given
@@ -286,4 +290,4 @@ class AttributeSteering(Steering):
         seconds = job.duration * self.qpm(mood, job) / BASE_QPM
         pool = job.sample(rows, seconds=seconds, net=guided)
         # candidates > 1: the probe (or the descriptor model, on the piece at its tempo) keeps the best n
-        return keep_best(job, pool, mood, n, cfg.rank_by, self.qpm(mood, job))
+        return keep_best(job, pool, mood, n, cfg.rank_by, self.qpm(mood, job), cfg.keep)

@@ -13,20 +13,37 @@ from ..generation.pieces import to_score
 from .base import GenerationJob, Steering
 
 RANK_BY = ("probe", "descriptors")  # what ranks candidates: the LM-state probe, the hand-crafted model
+# which candidates compete: all of them for the n places ("pool"), or each piece's own, one winner
+# each ("each": the pool in n consecutive groups, so the pieces stay as varied as their groups)
+KEEP = ("pool", "each")
 
 
 class Rerank(Steering):
     def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
-        return keep_best(job, job.sample(n * self.cfg.candidates), mood, n, self.cfg.rank_by)
+        pool = job.sample(n * self.cfg.candidates)
+        return keep_best(job, pool, mood, n, self.cfg.rank_by, keep=self.cfg.keep)
+
+
+def ranking_problems(by: str, keep: str) -> list[str]:
+    """What is wrong with steering.rank_by and steering.keep, one phrase each naming the choices."""
+    bad = [f"steering.rank_by={by} (use {' or '.join(RANK_BY)})"] if by not in RANK_BY else []
+    return bad + ([f"steering.keep={keep} (use {' or '.join(KEEP)})"] if keep not in KEEP else [])
 
 
 def keep_best(
-    job: GenerationJob, pool: list[list[int]], mood: int, n: int, by: str = "probe", qpm: float | None = None
+    job: GenerationJob,
+    pool: list[list[int]],
+    mood: int,
+    n: int,
+    by: str = "probe",
+    qpm: float | None = None,
+    keep: str = "pool",
 ) -> list[list[int]]:
     """The n pieces of the pool with the highest probability of the mood: by the LM-state probe, or
-    (by="descriptors") by the hand-crafted descriptor model on each piece as written at `qpm`."""
-    if by not in RANK_BY:
-        raise MoodgenError(f"steering.rank_by={by} (use {' or '.join(RANK_BY)})")
+    (by="descriptors") by the hand-crafted descriptor model on each piece as written at `qpm`; the
+    best n of all (keep="pool") or the best of each of n consecutive groups (keep="each")."""
+    if bad := ranking_problems(by, keep):
+        raise MoodgenError("; ".join(bad))
     if len(pool) == n:
         return pool
     if by == "descriptors":
@@ -43,5 +60,9 @@ def keep_best(
     else:
         proba = job.judges.probe_proba(pool)
     proba = np.nan_to_num(proba[:, mood], nan=-1.0)  # a silent piece ranks last
-    best = np.argsort(-proba, kind="stable")[:n]
+    if keep == "each":
+        groups = proba.reshape(n, -1)  # [n, candidates]: piece j's candidates are rows j*c .. j*c + c - 1
+        best = groups.argmax(1) + np.arange(n) * groups.shape[1]
+    else:
+        best = np.argsort(-proba, kind="stable")[:n]
     return [pool[i] for i in best]
