@@ -28,10 +28,11 @@ def generate(cfg: DictConfig) -> float | None:
 
 def print_pieces(pieces: list[dict]) -> None:
     """One line per piece: the file to play (the WAV; the MIDI where no WAV was rendered), its length,
-    notes and the mood the hand-crafted judge hears."""
+    notes and the mood its judge hears (the hand-crafted judge; the LM-state probe where the steering
+    ranked by the first)."""
     for piece in pieces:
         path = piece["files"].get("wav") or piece["files"]["midi"]
-        judged = f", judged {piece['judged_mood']}" if piece["judged_mood"] else ""
+        judged = f", judged {piece['judged_mood']} by the {piece['judged_by']}" if piece["judged_mood"] else ""
         notes = f"{piece['notes']} notes" if piece["notes"] else "SILENT: no notes"
         print(f"{path}  ({piece['seconds']:.1f} s, {notes}{judged})", flush=True)
 

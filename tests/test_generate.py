@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import symusic
 import torch
+from omegaconf import OmegaConf
 
 from moodgen.errors import MoodgenError
 from moodgen.generate import generate
@@ -297,6 +298,23 @@ def test_no_two_moods_share_a_piece(model_store, tmp_path):
     for piece in pieces:
         by_mood.setdefault(piece["mood"], []).append(Path(piece["files"]["midi"]).read_bytes())
     assert len({tuple(files) for files in by_mood.values()}) == 4  # each mood its own draws
+
+
+def test_pieces_ranked_by_the_judge_get_their_verdict_from_the_probe(model_store, tmp_path):
+    """rank_by=descriptors keeps what the run's hand-crafted judge likes: its verdict would be the ranking's."""
+    from moodgen.generation.run import PROBE, generate_pieces, steering_report
+
+    cfg = compose_generate(model_store, ["mood=calm", "duration=3", "steering=rerank", "steering.candidates=4"])
+    bundle = from_run(cfg, "latest")
+    for rank_by, judged_by in (("descriptors", PROBE), ("probe", "hand-crafted judge")):
+        steering = OmegaConf.merge(cfg.steering, {"rank_by": rank_by})
+        pieces = generate_pieces(bundle, steering, cfg, [1, 2], 3, 0, tmp_path / rank_by, wav=False)
+        verdict = "probe_proba" if judged_by == PROBE else "judge_proba"
+
+        heard = [max(p[verdict], key=p[verdict].get) if p[verdict] else "silent" for p in pieces]
+        assert all(p["judged_by"] == judged_by and p["judged_mood"] == h for p, h in zip(pieces, heard, strict=True))
+        wanted = [p["mood"] == h for p, h in zip(pieces, heard, strict=True)]
+        assert steering_report(pieces, "rerank", tmp_path)["steer/rerank/accuracy"] == pytest.approx(np.mean(wanted))
 
 
 def test_scorers_see_the_music_the_file_holds(model_store):

@@ -51,6 +51,15 @@ def report_shortfall(name: str, ids: list[int], score, settings) -> None:
         )
 
 
+JUDGE, PROBE = "hand-crafted judge", "LM-state probe"  # who gave a piece its judged_mood
+
+
+def ranks_by_judge(steering_cfg) -> bool:
+    """Whether the steering keeps the candidates the run's hand-crafted judge rates highest (there
+    the descriptor ranker is that judge): the judge's verdict is then the ranking's own score."""
+    return steering_cfg.get("rank_by") == "descriptors" and steering_cfg.get("candidates", 1) > 1
+
+
 def generate_pieces(
     bundle: ModelBundle, steering_cfg, settings, moods: list[int], n: int, seed: int, folder: Path, wav: bool = True
 ) -> list[dict]:
@@ -81,7 +90,9 @@ def generate_pieces(
         scores = [to_score(bundle.tokenizer, ids, settings.duration, qpm) for ids in sequences]
         probe = bundle.judges.probe_proba(sequences)
         judge = bundle.judges.judge_proba(scores)
-        judged = None if judge is None else predicted_moods(judge)
+        # each piece's verdict comes from the judge the steering did not rank by: the ranking maximised the other's
+        judged_by, verdict = (PROBE, probe) if ranks_by_judge(steering_cfg) and probe is not None else (JUDGE, judge)
+        judged = None if verdict is None else predicted_moods(verdict)
         seconds = time.perf_counter() - start
         for i, (ids, score) in enumerate(zip(sequences, scores, strict=True)):
             report_shortfall(f"{MOODS[mood]}_{i}", ids, score, settings)
@@ -97,6 +108,7 @@ def generate_pieces(
                 "probe_proba": None if probe is None else proba_by_mood(probe[i]),
                 "judge_proba": None if judge is None else proba_by_mood(judge[i]),
                 "judged_mood": None if judged is None else mood_name(int(judged[i])),
+                "judged_by": judged_by,
                 "generation_seconds": round(seconds / len(sequences), 3),
             }
             pieces.append(write_piece(folder / MOODS[mood], f"{MOODS[mood]}_{i}", score, sidecar, wav))
@@ -112,12 +124,12 @@ def proba_by_mood(row: np.ndarray) -> dict[str, float] | None:
 
 
 def steering_report(pieces: list[dict], method: str, folder: Path) -> dict[str, float]:
-    """Accuracy of requested vs judged mood (hand-crafted judge, independent of the LM), per mood.
+    """Accuracy of requested vs judged mood, per mood, by each piece's `judged_by`: the hand-crafted
+    judge (independent of the LM), or the LM-state probe where the steering ranked by that judge.
 
     A silent piece is judged 'silent': a miss for its requested mood, and a column of the confusion.
-    Neither number is independent of a steering that ranked its candidates by that model (rerank by
-    the probe, rank_by=descriptors by the run's hand-crafted model): the steering benchmark's
-    cross-fitted judge is the honest measure.
+    `probe_accuracy` is the probe's always. Neither judge is independent of the labelled phrases the
+    steering learned from: the steering benchmark's cross-fitted judges are the honest measure.
     """
     metrics: dict[str, float] = {f"steer/{method}/alive": float(np.mean([p["alive"] for p in pieces]))}
     judged = [p for p in pieces if p["judged_mood"] is not None]
@@ -135,5 +147,6 @@ def steering_report(pieces: list[dict], method: str, folder: Path) -> dict[str, 
         metrics[f"steer/{method}/{MOODS[mood]}/accuracy"] = float(np.mean(got[wanted == mood] == mood))
     confusion = np.zeros((len(MOODS), len(columns)), dtype=int)
     np.add.at(confusion, (wanted, got), 1)
-    write_confusion(confusion, columns, folder, f"steering={method}: requested vs judged", rows=list(MOODS))
+    by = " / ".join(sorted({p.get("judged_by", JUDGE) for p in judged}))
+    write_confusion(confusion, columns, folder, f"steering={method}: requested vs judged ({by})", rows=list(MOODS))
     return metrics
