@@ -115,6 +115,29 @@ def test_piece_description_by_hand():
     assert pitch_class_entropy(np.arange(12)) == pytest.approx(math.log2(12))
 
 
+def test_no_judge_accuracy_for_pieces_the_judge_itself_ranked(tmp_path):
+    """rank_by=descriptors keeps what the run's hand-crafted judge likes: its score on them is the ranking's."""
+    from moodgen.evaluation.run import evaluate as evaluate_sets
+    from moodgen.generation.pieces import JUDGE, PROBE, Judges
+
+    class Calm:
+        def predict_proba(self, rows):
+            return np.tile([0.0, 1.0, 0.0, 0.0], (len(rows), 1))
+
+    def music(k: int) -> symusic.Score:  # a different melody, rhythm and range each
+        step = 120 + 60 * k
+        return score_of([(i * step, step, p + 2 * k + i % (k + 2)) for i, p in enumerate(C_MAJOR_BAR * 4)])
+
+    def pieces(judged_by):
+        sidecar = {"mood": "calm", "judged_by": judged_by}
+        return PieceSet("g", [Piece(f"p{k}", Path(f"p{k}.mid"), music(k), sidecar) for k in range(3)])
+
+    reference = PieceSet("r", [Piece(f"r{k}", Path(f"r{k}.mid"), music(k + 3)) for k in range(3)])
+    for judged_by, has_judge in ((PROBE, False), (JUDGE, True)):
+        result = evaluate_sets(pieces(judged_by), reference, tmp_path / judged_by, Judges(judge=Calm()))
+        assert ("eval/mood/judge/accuracy" in result.metrics) == has_judge
+
+
 def test_mood_accuracy_and_confusion(tmp_path):
     moods = ["depressed", "calm", "calm", "happy", "depressed"]
     pieces = PieceSet("g", [Piece(f"p{i}", Path(f"p{i}.mid"), score_of([]), {"mood": m}) for i, m in enumerate(moods)])

@@ -302,7 +302,8 @@ def test_no_two_moods_share_a_piece(model_store, tmp_path):
 
 def test_pieces_ranked_by_the_judge_get_their_verdict_from_the_probe(model_store, tmp_path):
     """rank_by=descriptors keeps what the run's hand-crafted judge likes: its verdict would be the ranking's."""
-    from moodgen.generation.run import PROBE, generate_pieces, steering_report
+    from moodgen.generation.pieces import PROBE
+    from moodgen.generation.run import generate_pieces, steering_report
 
     cfg = compose_generate(model_store, ["mood=calm", "duration=3", "steering=rerank", "steering.candidates=4"])
     bundle = from_run(cfg, "latest")

@@ -9,7 +9,7 @@ import numpy as np
 from ..artifacts import ArtifactError
 from ..classifier.report import write_confusion
 from ..errors import MoodgenError
-from ..generation.pieces import SILENT, predicted_moods
+from ..generation.pieces import PROBE, SILENT, predicted_moods
 from ..moods import MOODS
 from ..tokenizers import encode_score
 from .sets import PieceSet
@@ -57,6 +57,13 @@ def probe_tokens(tokenizer, piece) -> list[int]:
     except ValueError as exc:
         log.warning("%s: no probe mood (%s)", piece.name, exc)
         return []
+
+
+def ranked_by_judge(pieces: PieceSet) -> bool:
+    """Whether the pieces' steering kept the candidates the hand-crafted judge rated highest: their
+    sidecars were then judged by the probe (`judged_by`), and the judge's accuracy is the ranking's own."""
+    sidecars = [p.sidecar for p in pieces.pieces if p.sidecar]
+    return bool(sidecars) and all(s.get("judged_by") == PROBE for s in sidecars)
 
 
 def mood_accuracy(pieces: PieceSet, predicted: np.ndarray, classifier: str, folder) -> dict[str, float]:

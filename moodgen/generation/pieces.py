@@ -68,6 +68,7 @@ def score_ids(tokenizer, score: symusic.Score) -> list[int]:
 
 
 SILENT = "silent"  # the judged "mood" of a piece without notes
+JUDGE, PROBE = "hand-crafted judge", "LM-state probe"  # who gave a piece its judged_mood (sidecar judged_by)
 
 
 def predicted_moods(proba: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from ..moods import MOODS
 from ..steering import make_steering
 from ..steering.base import GenerationJob, sampling_stream
 from .bundle import ModelBundle
-from .pieces import SILENT, mood_name, predicted_moods, to_score, write_piece
+from .pieces import JUDGE, PROBE, SILENT, mood_name, predicted_moods, to_score, write_piece
 from .render import note_count
 
 log = logging.getLogger("moodgen")
@@ -49,9 +49,6 @@ def report_shortfall(name: str, ids: list[int], score, settings) -> None:
             settings.max_tokens,
             needed,
         )
-
-
-JUDGE, PROBE = "hand-crafted judge", "LM-state probe"  # who gave a piece its judged_mood
 
 
 def ranks_by_judge(steering_cfg) -> bool:
