@@ -496,9 +496,9 @@ def test_one_seed_makes_sixteen_distinct_pieces_over_the_four_moods(model_store,
         (["steering=rerank", "steering.candidates=1"], []),
         (["steering=neurons"], ["sentiment neurons", "a mood classifier"]),
         (["steering=conditioned"], ["VGMIDI's labelled phrases", "a mood classifier"]),
-        (["steering=attributes"], ["VGMIDI's labelled phrases", "a mood classifier"]),
+        (["steering=attributes"], ["VGMIDI's labelled phrases", "a mood judge"]),  # ranks by descriptors
         (["steering=attributes", "steering.candidates=1"], ["VGMIDI's labelled phrases"]),
-        (["steering=attributes", "steering.rank_by=descriptors"], ["VGMIDI's labelled phrases", "a mood judge"]),
+        (["steering=attributes", "steering.rank_by=probe"], ["VGMIDI's labelled phrases", "a mood classifier"]),
     ],
 )
 def test_what_each_steering_needs_of_a_model_run(tmp_path, overrides, needs):
@@ -534,12 +534,12 @@ def test_latest_passes_over_newer_runs_without_what_the_steering_needs(model_sto
         client.delete_registered_model_alias(REGISTERED_MODEL, "champion")
     except MlflowException:
         champion = None
-    skipped = "1 newer run has no mood classifier: classifier=none"
     try:
-        for steering in ("conditioned", "attributes"):
+        for steering, need in (("conditioned", "mood classifier"), ("attributes", "mood judge")):
             bundle = from_run(compose_generate(model_store, ["mood=calm", f"steering={steering}"]), "latest")
             assert bundle.run_id == trained.info.run_id
-            assert bundle.picked == f"newest with VGMIDI's labelled phrases and a mood classifier; {skipped}"
+            skipped = f"1 newer run has no {need}: classifier=none"
+            assert bundle.picked == f"newest with VGMIDI's labelled phrases and a {need}; {skipped}"
         bundle = from_run(compose_generate(model_store, ["mood=calm", "steering=none"]), "latest")
         assert bundle.run_id == newer and bundle.judges.probe is None  # a checkpoint is all it needs
         assert bundle.picked == "the newest finished training run"
@@ -549,6 +549,7 @@ def test_latest_passes_over_newer_runs_without_what_the_steering_needs(model_sto
         generate(compose_generate(model_store, [*small, "steering=rerank", "steering.candidates=2"]))
         printed = capsys.readouterr().out
         assert f"moodgen: model run {newer} (the newest finished training run)" in printed
+        skipped = "1 newer run has no mood classifier: classifier=none"  # rerank ranks by the probe
         assert f"moodgen: model run {trained.info.run_id} (newest with a mood classifier; {skipped})" in printed
         # no run has it: one line naming what is needed and the newest run's setting
         unicorn = RunNeed("a unicorn", lambda client, run: False, lambda run: "unicorns=0")
