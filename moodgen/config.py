@@ -244,7 +244,7 @@ class MoodConfig:
 @dataclass
 class SteeringConfig:
     name: str = MISSING  # a method in moodgen.steering.STEERING: none | rerank | neurons | conditioned | attributes
-    candidates: int = ranged(4, COUNT)  # rerank (and conditioned): pieces sampled per piece kept, by the probe
+    candidates: int = ranged(4, COUNT)  # rerank, conditioned, attributes: pieces sampled per piece kept (ranked)
     # rerank and attributes: what ranks the candidates: the LM-state probe, or the hand-crafted descriptor model
     rank_by: str = "probe"
     keep: str = "pool"  # pool: the best n of all candidates | each: the best of each piece's own candidates

@@ -230,13 +230,21 @@ def lm_stage(ctx: Context) -> Context:
     return ctx
 
 
+def ranker_missing(steering, judges) -> bool:
+    """Whether the model run lacks what steering.rank_by ranks the candidates by."""
+    return (judges.ranker if steering.rank_by == "descriptors" else judges.probe) is None
+
+
 def runnable_steering(steering, bundle):
     """The configured steering, or the nearest one this model can run (said in one warning)."""
     change, why = {}, ""
     if steering.name == "attributes" and bundle.conditioning is None:
         change, why = {"name": "none"}, "no labelled phrases to learn the moods' attributes from (data is not VGMIDI)"
-    elif steering.name == "attributes" and bundle.judges.probe is None and steering.candidates > 1:
-        change, why = {"candidates": 1}, "no mood classifier to rerank the candidates by"
+    elif steering.name == "attributes" and steering.candidates > 1 and ranker_missing(steering, bundle.judges):
+        if steering.rank_by == "descriptors" and bundle.judges.probe is not None:
+            change, why = {"rank_by": "probe"}, "no hand-crafted mood model (classifier.compare) to rank by"
+        else:
+            change, why = {"candidates": 1}, "no mood classifier to rerank the candidates by"
     elif steering.name not in ("none", "attributes") and bundle.judges.probe is None:
         change, why = {"name": "none"}, "no classifier stage (data=folder, classifier=none): nothing to steer by"
     elif steering.name == "neurons" and not (bundle.neurons and bundle.neurons.get("neurons")):

@@ -68,10 +68,13 @@ def test_both_judges_learn_only_from_the_other_fold_and_the_steering_only_from_i
     rng = np.random.default_rng(0)
     x = 3.0 * np.eye(4)[written] + rng.normal(scale=0.1, size=(160, 4))
     cfg = OmegaConf.structured(ClassifierConfig(name="logreg", n_trials=2, heads="joint"))
-    models = fit_fold(0, folds, x, x, y, cfg, seed=0)
+    descriptors = x[:, ::-1]  # the judge's features, in another order: a model shows which family it learned
+    models = fit_fold(0, folds, x, descriptors, y, cfg, seed=0)
     steer = folds == 0
-    assert (models.probe.predict(x[steer]) == y[steer]).all() and (models.ranker.predict(x[steer]) == y[steer]).all()
+    assert (models.probe.predict(x[steer]) == y[steer]).all()
+    assert (models.ranker.predict(descriptors[steer]) == y[steer]).all()
     assert models.yardstick["all"] == 0.0 and models.state_yardstick["all"] == 0.0  # judged by fold 1's reading
+    assert (models.judge.predict(descriptors[~steer]) == y[~steer]).all()
     assert (models.state_judge.predict(x[~steer]) == y[~steer]).all()
 
 

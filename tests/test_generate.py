@@ -345,6 +345,21 @@ def test_attribute_lm_is_cached_and_pieces_carry_the_moods_tempo(model_store, tm
     assert len(AttributeSteering(cfg.steering).generate(job, 2, 1)) == 1
 
 
+def test_attribute_steering_ranks_as_its_keep_says(model_store, monkeypatch):
+    from moodgen.steering import attributes
+
+    kept, real = [], attributes.keep_best
+    monkeypatch.setattr(attributes, "keep_best", lambda *args: kept.append(args) or real(*args))
+    cfg = compose_generate(model_store, ["mood=angry", "steering=attributes", *TINY_CONDITIONED])
+    bundle = from_run(cfg, "latest")
+    for keep in ("each", "pool"):
+        steering = AttributeSteering(OmegaConf.merge(cfg.steering, {"keep": keep, "candidates": 3}))
+        job = job_of(bundle, cache_dir=bundle.steering_dir, conditioning=bundle.conditioning)
+        assert len(steering.generate(job, 2, 2)) == 2
+        *_, by, _, passed = kept[-1]
+        assert (passed, by) == (keep, "descriptors") and len(kept[-1][1]) == 6  # 2 pieces x 3 candidates
+
+
 def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path):
     from mlflow.tracking import MlflowClient
 

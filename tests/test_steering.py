@@ -132,6 +132,23 @@ def test_a_silent_piece_is_judged_no_mood_and_counts_as_a_miss(tmp_path):
     assert metrics["steer/none/accuracy"] == 0.0 and metrics["steer/none/silent"] == 1.0
 
 
+def test_samples_rank_by_what_the_model_run_has():
+    """classifier=quick keeps no hand-crafted judge: the samples then rank by the probe, not crash."""
+    from omegaconf import OmegaConf
+
+    from moodgen.pipeline import runnable_steering
+
+    steering = OmegaConf.create({"name": "attributes", "candidates": 16, "rank_by": "descriptors"})
+
+    def run(**judges):
+        return runnable_steering(steering, SimpleNamespace(conditioning=object(), judges=Judges(**judges)))
+
+    assert run(probe="p", ranker="r") == steering
+    assert run(probe="p").rank_by == "probe" and run(probe="p").candidates == 16
+    assert run().candidates == 1
+    assert run(ranker="r") == steering  # ranks by descriptors; no verdict without a probe, but no crash
+
+
 def test_every_seed_and_mood_has_its_own_stream():
     def draws(*keys):
         return torch.rand(4, generator=sampling_stream(*keys)).tolist()

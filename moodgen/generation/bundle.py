@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..steering.rerank import HONOUR_RANK_BY
 from ..tracking import RunNeed
 from .pieces import Judges
 
@@ -147,9 +148,10 @@ def steering_needs(steering) -> list[RunNeed]:
     if name == "neurons":
         needs.append(NEURONS)
     ranks = name != "none" and candidates > 1
-    if name in ("conditioned", "neurons") or (ranks and steering.get("rank_by", "probe") == "probe"):
+    by_descriptors = name in HONOUR_RANK_BY and steering.get("rank_by") == "descriptors"
+    if name in ("conditioned", "neurons") or (ranks and not by_descriptors):
         needs.append(PROBE)
-    if ranks and steering.get("rank_by") == "descriptors":
+    if ranks and by_descriptors:
         needs.append(JUDGE)
     return needs
 

@@ -15,6 +15,7 @@ from ..classifier.report import write_confusion
 from ..moods import MOODS
 from ..steering import make_steering
 from ..steering.base import GenerationJob, sampling_stream
+from ..steering.rerank import HONOUR_RANK_BY
 from .bundle import ModelBundle
 from .pieces import JUDGE, PROBE, SILENT, mood_name, predicted_moods, to_score, write_piece
 from .render import note_count
@@ -54,7 +55,8 @@ def report_shortfall(name: str, ids: list[int], score, settings) -> None:
 def ranks_by_judge(steering_cfg) -> bool:
     """Whether the steering keeps the candidates the run's hand-crafted judge rates highest (there
     the descriptor ranker is that judge): the judge's verdict is then the ranking's own score."""
-    return steering_cfg.get("rank_by") == "descriptors" and steering_cfg.get("candidates", 1) > 1
+    ranks = steering_cfg.get("name") in HONOUR_RANK_BY and steering_cfg.get("candidates", 1) > 1
+    return ranks and steering_cfg.get("rank_by") == "descriptors"
 
 
 def generate_pieces(
@@ -87,8 +89,9 @@ def generate_pieces(
         scores = [to_score(bundle.tokenizer, ids, settings.duration, qpm) for ids in sequences]
         probe = bundle.judges.probe_proba(sequences)
         judge = bundle.judges.judge_proba(scores)
-        # each piece's verdict comes from the judge the steering did not rank by: the ranking maximised the other's
-        judged_by, verdict = (PROBE, probe) if ranks_by_judge(steering_cfg) and probe is not None else (JUDGE, judge)
+        # each piece's verdict comes from the judge the steering did not rank by (none, without a probe):
+        # the ranking maximised the other's
+        judged_by, verdict = (PROBE, probe) if ranks_by_judge(steering_cfg) else (JUDGE, judge)
         judged = None if verdict is None else predicted_moods(verdict)
         seconds = time.perf_counter() - start
         for i, (ids, score) in enumerate(zip(sequences, scores, strict=True)):
@@ -105,7 +108,7 @@ def generate_pieces(
                 "probe_proba": None if probe is None else proba_by_mood(probe[i]),
                 "judge_proba": None if judge is None else proba_by_mood(judge[i]),
                 "judged_mood": None if judged is None else mood_name(int(judged[i])),
-                "judged_by": judged_by,
+                "judged_by": None if judged is None else judged_by,
                 "generation_seconds": round(seconds / len(sequences), 3),
             }
             pieces.append(write_piece(folder / MOODS[mood], f"{MOODS[mood]}_{i}", score, sidecar, wav))

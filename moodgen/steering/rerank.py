@@ -16,6 +16,7 @@ RANK_BY = ("probe", "descriptors")  # what ranks candidates: the LM-state probe,
 # which candidates compete: all of them for the n places ("pool"), or each piece's own, one winner
 # each ("each": the pool in n consecutive groups, so the pieces stay as varied as their groups)
 KEEP = ("pool", "each")
+HONOUR_RANK_BY = ("rerank", "attributes")  # the steerings that rank by rank_by (conditioned ranks by the probe)
 
 
 class Rerank(Steering):

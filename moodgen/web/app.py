@@ -100,6 +100,7 @@ def job_json(job: Job) -> dict:
             "seconds": job.piece["seconds"],
             "notes": job.piece["notes"],
             "judged_mood": job.piece["judged_mood"],
+            "judged_by": job.piece.get("judged_by"),
             "files": {kind: f"/api/pieces/{job.id}/{kind}" for kind in job.piece["files"]},
         }
     return {

@@ -137,7 +137,8 @@ async function follow(job) {
 
 function show(job) {
   const { piece } = job;
-  const judged = piece.judged_mood ? ` · judged ${piece.judged_mood}` : "";
+  const by = piece.judged_by ? ` by the ${piece.judged_by}` : "";
+  const judged = piece.judged_mood ? ` · judged ${piece.judged_mood}${by}` : "";
   $("piece-title").textContent = `${capitalized(job.mood)} · ${piece.seconds.toFixed(1)} s · ${piece.notes} notes${judged}`;
   const audio = $("audio");
   const wav = piece.files.wav;
