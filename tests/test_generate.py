@@ -512,6 +512,10 @@ def test_one_seed_makes_sixteen_distinct_pieces_over_the_four_moods(model_store,
         (["steering=neurons"], ["sentiment neurons", "a mood classifier"]),
         (["steering=conditioned"], ["VGMIDI's labelled phrases", "a mood classifier"]),
         (["steering=attributes"], ["VGMIDI's labelled phrases", "a mood judge"]),  # ranks by descriptors
+        (
+            ["steering=conditioned", "steering.candidates=4", "steering.rank_by=descriptors"],
+            ["VGMIDI's labelled phrases", "a mood classifier", "a mood judge"],  # the probe pseudo-labels
+        ),
         (["steering=attributes", "steering.candidates=1"], ["VGMIDI's labelled phrases"]),
         (["steering=attributes", "steering.rank_by=probe"], ["VGMIDI's labelled phrases", "a mood classifier"]),
     ],

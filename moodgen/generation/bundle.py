@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..steering.rerank import HONOUR_RANK_BY
+from ..steering.rerank import ranks_by_descriptors
 from ..tracking import RunNeed
 from .pieces import Judges
 
@@ -147,11 +147,10 @@ def steering_needs(steering) -> list[RunNeed]:
         needs.append(VGMIDI)
     if name == "neurons":
         needs.append(NEURONS)
-    ranks = name != "none" and candidates > 1
-    by_descriptors = name in HONOUR_RANK_BY and steering.get("rank_by") == "descriptors"
+    ranks, by_descriptors = name != "none" and candidates > 1, ranks_by_descriptors(steering)
     if name in ("conditioned", "neurons") or (ranks and not by_descriptors):
         needs.append(PROBE)
-    if ranks and by_descriptors:
+    if by_descriptors:
         needs.append(JUDGE)
     return needs
 

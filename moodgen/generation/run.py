@@ -15,7 +15,7 @@ from ..classifier.report import write_confusion
 from ..moods import MOODS
 from ..steering import make_steering
 from ..steering.base import GenerationJob, sampling_stream
-from ..steering.rerank import HONOUR_RANK_BY
+from ..steering.rerank import ranks_by_descriptors
 from .bundle import ModelBundle
 from .pieces import JUDGE, PROBE, SILENT, mood_name, predicted_moods, to_score, write_piece
 from .render import note_count
@@ -52,13 +52,6 @@ def report_shortfall(name: str, ids: list[int], score, settings) -> None:
         )
 
 
-def ranks_by_judge(steering_cfg) -> bool:
-    """Whether the steering keeps the candidates the run's hand-crafted judge rates highest (there
-    the descriptor ranker is that judge): the judge's verdict is then the ranking's own score."""
-    ranks = steering_cfg.get("name") in HONOUR_RANK_BY and steering_cfg.get("candidates", 1) > 1
-    return ranks and steering_cfg.get("rank_by") == "descriptors"
-
-
 def generate_pieces(
     bundle: ModelBundle, steering_cfg, settings, moods: list[int], n: int, seed: int, folder: Path, wav: bool = True
 ) -> list[dict]:
@@ -91,7 +84,7 @@ def generate_pieces(
         judge = bundle.judges.judge_proba(scores)
         # each piece's verdict comes from the judge the steering did not rank by (none, without a probe):
         # the ranking maximised the other's
-        judged_by, verdict = (PROBE, probe) if ranks_by_judge(steering_cfg) else (JUDGE, judge)
+        judged_by, verdict = (PROBE, probe) if ranks_by_descriptors(steering_cfg) else (JUDGE, judge)
         judged = None if verdict is None else predicted_moods(verdict)
         seconds = time.perf_counter() - start
         for i, (ids, score) in enumerate(zip(sequences, scores, strict=True)):

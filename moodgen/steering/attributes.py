@@ -289,5 +289,5 @@ class AttributeSteering(Steering):
         # sampled at the data's 120 qpm for as many beats as the piece needs at the mood's tempo
         seconds = job.duration * self.qpm(mood, job) / BASE_QPM
         pool = job.sample(rows, seconds=seconds, net=guided)
-        # candidates > 1: the probe (or the descriptor model, on the piece at its tempo) keeps the best n
+        # candidates > 1: the descriptor model (on the piece at its tempo) or the probe keeps the best, as `keep` says
         return keep_best(job, pool, mood, n, cfg.rank_by, self.qpm(mood, job), cfg.keep)

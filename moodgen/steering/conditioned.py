@@ -227,7 +227,7 @@ class MoodConditioned(Steering):
         net = self.conditioned_net(job)
         prefix = [job.net.head.out_features + mood, bos_id(job.tokenizer)]
         pool = job.sample(n * self.cfg.candidates, prefix=prefix, net=net)
-        return keep_best(job, pool, mood, n)  # candidates > 1: the probe keeps the best n
+        return keep_best(job, pool, mood, n, self.cfg.rank_by, keep=self.cfg.keep)  # candidates > 1: ranked as rerank
 
 
 def conditioning_source(data_cfg, root: Path, tokenizer, cache_dir: Path) -> DataSource:

@@ -16,13 +16,20 @@ RANK_BY = ("probe", "descriptors")  # what ranks candidates: the LM-state probe,
 # which candidates compete: all of them for the n places ("pool"), or each piece's own, one winner
 # each ("each": the pool in n consecutive groups, so the pieces stay as varied as their groups)
 KEEP = ("pool", "each")
-HONOUR_RANK_BY = ("rerank", "attributes")  # the steerings that rank by rank_by (conditioned ranks by the probe)
+RANKING = ("rerank", "conditioned", "attributes")  # the steerings that keep the best candidates by rank_by and keep
 
 
 class Rerank(Steering):
     def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
         pool = job.sample(n * self.cfg.candidates)
         return keep_best(job, pool, mood, n, self.cfg.rank_by, keep=self.cfg.keep)
+
+
+def ranks_by_descriptors(steering) -> bool:
+    """Whether the steering keeps the candidates a hand-crafted mood model rates highest (when
+    generating, that model is the run's judge, whose verdict on them is then the ranking's own)."""
+    ranks = steering.get("name") in RANKING and (steering.get("candidates", 1) or 1) > 1
+    return ranks and steering.get("rank_by") == "descriptors"
 
 
 def ranking_problems(by: str, keep: str) -> list[str]:
