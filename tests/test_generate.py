@@ -453,7 +453,7 @@ def test_fresh_seed_by_default_printed_recorded_and_repeatable(model_store, tmp_
     from mlflow.tracking import MlflowClient
 
     assert compose_entry("generate", model_store, ["mood=calm"]).seed is None  # conf/generate.yaml
-    base = ["mood=calm", "n=2", "duration=3", "steering=none", "seed=null"]
+    base = ["mood=calm", "n=3", "duration=6", "steering=none", "seed=null"]
     for name in ("first", "second"):
         generate(compose_generate(model_store, [*base, f"out_dir={tmp_path / name}"]))
     printed = capsys.readouterr().out
@@ -461,7 +461,10 @@ def test_fresh_seed_by_default_printed_recorded_and_repeatable(model_store, tmp_
     seeds = [first[0]["seed"], second[0]["seed"]]
     assert all(isinstance(s, int) for s in seeds) and seeds[0] != seeds[1]
     assert {p["seed"] for p in first} == {seeds[0]} and {p["seed"] for p in second} == {seeds[1]}
-    assert set(midi_bytes(first)).isdisjoint(midi_bytes(second))  # new pieces each call
+    # new pieces each call; the tiny model samples a silent piece now and then (notes: 0), and empty files
+    # are alike whatever the seed, so only the sounding ones are compared (6 s: about 1 in 25 is silent)
+    sounding = [[m for m, p in zip(midi_bytes(call), call, strict=True) if p["notes"]] for call in (first, second)]
+    assert all(sounding) and set(sounding[0]).isdisjoint(sounding[1])
     client = MlflowClient(tracking_uri=f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("moodgen").experiment_id
     for seed in seeds:
@@ -473,7 +476,7 @@ def test_fresh_seed_by_default_printed_recorded_and_repeatable(model_store, tmp_
         played = piece["files"].get("wav") or piece["files"]["midi"]
         assert f"\n{played}  (" in f"\n{printed}" and Path(played).is_file()
     folder = (tmp_path / "first" / "calm").resolve()
-    assert f"moodgen: 2 calm piece(s) in {folder}\n" in printed
+    assert f"moodgen: 3 calm piece(s) in {folder}\n" in printed
     assert f"moodgen: listen: {open_command(folder)}\n" in printed
     # the same seed: byte-identical pieces
     generate(compose_generate(model_store, [*base[:-1], f"seed={seeds[0]}", f"out_dir={tmp_path / 'again'}"]))
