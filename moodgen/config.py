@@ -273,7 +273,7 @@ class SteeringConfig:
     attribute_dropout: float = ranged(0.1, DROPOUT)  # share of training chunks with each attribute left out
     # share with all of them left out: the unconditioned LM guidance needs
     condition_dropout: float = ranged(0.15, DROPOUT)
-    target: str = "median"  # median | distinctive: a mood's target bin per attribute (attributes.targets)
+    target: str = "median"  # median | distinctive | phrases: what a mood's pieces ask for (attributes.targets)
     guidance: float = ranged(1.0, NON_NEGATIVE)  # classifier-free guidance: 0 unconditioned, 1 conditioned, > 1 beyond
     scale: str = "mask"  # mask | bias | off: pitches outside the piece's key
     scale_bias: float = ranged(4.0, NON_NEGATIVE)  # logits taken from out-of-key pitches with scale=bias

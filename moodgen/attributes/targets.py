@@ -3,7 +3,9 @@
 For every attribute the target bin of a mood is either the bin of the mood's median phrase
 (`target=median`: the typical phrase of the mood) or the bin where the mood is most over-represented
 relative to all phrases among bins holding at least `MIN_SHARE` of the mood's phrases
-(`target=distinctive`: what sets the mood apart). The velocity and register ranges of the mood
+(`target=distinctive`: what sets the mood apart); or each piece asks for the bins of one of the
+mood's phrases, drawn from its stream (`target=phrases`: the mood's spread of attributes, and their
+correlations, rather than one point of it). The velocity and register ranges of the mood
 are its phrases' central percentiles. What the data cannot say comes from the mood's file in
 `conf/mood_profile/`: the tempo (VGMIDI writes every labelled phrase at 120 qpm), and any attribute
 value or scale a user sets there, which wins over the data.
@@ -15,12 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import symusic
+import torch
 
 from ..errors import MoodgenError
 from ..moods import MOODS
 from . import ATTRIBUTES, measure, to_bins
 from .notes import notes_of
 
+TARGETS = ("median", "distinctive", "phrases")  # steering.target: what each piece of a mood asks for
 MIN_SHARE = 0.2  # a distinctive bin still holds a fifth of the mood's phrases: typical, not an outlier
 RANGE_PERCENTILES = (10, 90)  # of the notes' velocities and pitches: the mood's central range
 # minor is harmonic minor: the natural minor scale holds the pitch classes of its relative major, so
@@ -37,6 +41,9 @@ class MoodTargets:
     scale: list[str]  # per mood: major | minor
     tempo: np.ndarray  # [moods] qpm
     keys: np.ndarray  # [moods, 12] the share of the mood's phrases in each tonic (add-one smoothed)
+    # per mood [phrases, A] the bins of each of its phrases (-1: unmeasured), the mood file's values
+    # over them; what target=phrases draws from (None: every piece asks for `bins`)
+    examples: list[np.ndarray] | None = None
 
     def describe(self, mood: int) -> dict:
         """The mood's targets in words, for the sidecars and the log."""
@@ -47,6 +54,14 @@ class MoodTargets:
             "scale": self.scale[mood],
             "tempo": float(self.tempo[mood]),
         }
+
+    def asked(self, mood: int, pieces: int, generator: torch.Generator) -> np.ndarray:
+        """[pieces, A] the bins each piece asks for: the mood's target bins, or (target=phrases) those of
+        a phrase of the mood per piece, drawn from `generator` (the piece's stream)."""
+        if self.examples is None:
+            return np.repeat(self.bins[mood][None], pieces, axis=0)
+        own = self.examples[mood]
+        return own[torch.randint(len(own), (pieces,), generator=generator).numpy()]
 
 
 def target_bins(bins: np.ndarray, moods: np.ndarray, names: list[str], how: str) -> np.ndarray:
@@ -122,7 +137,8 @@ def mood_targets(summary: PhraseSummary, cfg) -> MoodTargets:
     """Targets of the four moods from the labelled phrases' summary and the steering config's moods/names."""
     names = list(cfg.attributes)
     columns = [list(ATTRIBUTES).index(n) for n in names]
-    bins = target_bins(to_bins(summary.values[:, columns], names), summary.moods, names, cfg.target)
+    every = to_bins(summary.values[:, columns], names)  # [phrases, A]
+    bins = target_bins(every, summary.moods, names, "median" if cfg.target == "phrases" else cfg.target)
     contrast = summary.values[:, list(ATTRIBUTES).index("mode")]
     tonics = summary.values[:, list(ATTRIBUTES).index("tonic")]
     scale, tempo = [], []
@@ -133,9 +149,12 @@ def mood_targets(summary: PhraseSummary, cfg) -> MoodTargets:
         for name, value in (own.attributes or {}).items():
             if name not in names:
                 raise MoodgenError(f"conf/mood_profile/{mood}.yaml sets {name!r}: use one of {', '.join(names)}")
-            bins[m, names.index(name)] = ATTRIBUTES[name].bin(float(value))
+            column, value = names.index(name), ATTRIBUTES[name].bin(float(value))
+            bins[m, column] = value
+            every[summary.moods == m, column] = value  # what target=phrases draws: the file wins there too
     keys = np.stack([key_shares(tonics[summary.moods == m]) for m in range(len(MOODS))])
-    return MoodTargets(names, bins, summary.velocity, summary.pitch, scale, np.array(tempo), keys)
+    examples = [every[summary.moods == m] for m in range(len(MOODS))] if cfg.target == "phrases" else None
+    return MoodTargets(names, bins, summary.velocity, summary.pitch, scale, np.array(tempo), keys, examples)
 
 
 def key_shares(tonics: np.ndarray) -> np.ndarray:

@@ -88,3 +88,12 @@ def quiet_trainer(**options) -> pl.Trainer:
         gradient_clip_val=1.0,
     )
     return pl.Trainer(**(defaults | options))
+
+
+def seeded_fit(trainer: pl.Trainer, module: pl.LightningModule, loader, seed: int) -> None:
+    """`trainer.fit` with torch's global generator (dropout draws from it) seeded with `seed` and given
+    back as it was afterwards: a fine-tune cached under its settings is the same whatever ran before it
+    in the process, and the caller's own stream goes on untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        trainer.fit(module, train_dataloaders=loader)

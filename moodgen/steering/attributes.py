@@ -30,10 +30,10 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from ..attributes import ATTRIBUTES, check_names, measure, to_bins
-from ..attributes.targets import MoodTargets, PhraseSummary, mood_targets, phrase_summary
+from ..attributes.targets import TARGETS, MoodTargets, PhraseSummary, mood_targets, phrase_summary
 from ..config import check_ranges
 from ..errors import MoodgenError
-from ..models.module import quiet_trainer
+from ..models.module import quiet_trainer, seeded_fit
 from ..moods import MOODS
 from ..tokenizers import bos_id
 from .base import GenerationJob, Steering, cached_finetune, plain_settings, settings_key
@@ -165,8 +165,8 @@ def check_options(cfg) -> None:
     bad += ranking_problems(cfg.rank_by, cfg.keep)
     if cfg.tonics not in ("uniform", "data"):
         bad.append(f"steering.tonics={cfg.tonics} (use uniform or data)")
-    if cfg.target not in ("median", "distinctive"):
-        bad.append(f"steering.target={cfg.target} (use median or distinctive)")
+    if cfg.target not in TARGETS:
+        bad.append(f"steering.target={cfg.target} (use {', '.join(TARGETS[:-1])} or {TARGETS[-1]})")
     missing = [m for m in MOODS if m not in cfg.moods]
     if missing:
         bad.append(f"steering.moods lacks {', '.join(missing)} (conf/mood_profile/<mood>.yaml)")
@@ -222,7 +222,7 @@ class AttributeSteering(Steering):
         sampler = RandomSampler(items, replacement=True, num_samples=cfg.steps * cfg.batch_size, generator=generator)
         loader = DataLoader(items, batch_size=cfg.batch_size, sampler=sampler, collate_fn=batches)
         trainer = quiet_trainer(max_epochs=1)
-        trainer.fit(AttributeFinetune(net.train(), cfg.lr, cfg.mood_lr), train_dataloaders=loader)
+        seeded_fit(trainer, AttributeFinetune(net.train(), cfg.lr, cfg.mood_lr), loader, cfg.seed)
         seconds = time.perf_counter() - start
         loss = float(trainer.callback_metrics.get("steer/attributes_loss", float("nan")))
         log.info(
@@ -266,18 +266,22 @@ class AttributeSteering(Steering):
         shares = torch.as_tensor(self.mood_targets(job).keys[mood])
         return torch.multinomial(shares, rows, replacement=True, generator=job.generator).numpy()
 
-    def candidate_tonics(self, mood: int, n: int, job: GenerationJob) -> np.ndarray:
-        """[n * candidates] each candidate its own key, or with keep=each one key per piece, shared by
-        its candidates: ranking then picks within a key and cannot narrow the mood's mix of keys."""
+    def per_candidate(self, draw, n: int) -> np.ndarray:
+        """[n * candidates, ...] of `draw(count)`: each candidate its own draw, or with keep=each one per
+        piece, shared by its candidates: ranking then picks within the piece's key and attributes and
+        cannot narrow the mood's mix of them."""
         if self.cfg.keep == "each":
-            return self.tonics(mood, n, job).repeat(self.cfg.candidates)
-        return self.tonics(mood, n * self.cfg.candidates, job)
+            return draw(n).repeat(self.cfg.candidates, axis=0)
+        return draw(n * self.cfg.candidates)
+
+    def candidate_tonics(self, mood: int, n: int, job: GenerationJob) -> np.ndarray:
+        """[n * candidates] the key of each candidate (per_candidate)."""
+        return self.per_candidate(lambda count: self.tonics(mood, count, job), n)
 
     def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
         cfg, targets = self.cfg, self.mood_targets(job)
-        rows = n * cfg.candidates
         tonic = self.candidate_tonics(mood, n, job)
-        condition = np.repeat(targets.bins[mood][None] + 1, rows, axis=0)  # [rows, A]
+        condition = self.per_candidate(lambda count: targets.asked(mood, count, job.generator), n) + 1  # [rows, A]
         for a, name in enumerate(self.names):
             if ATTRIBUTES[name].per_piece:  # the tonic: the key each piece was given
                 condition[:, a] = ATTRIBUTES[name].bin(0.0) + tonic + 1
@@ -288,6 +292,6 @@ class AttributeSteering(Steering):
         guided = Guided(self.attribute_net(job), torch.as_tensor(condition), guidance, constraints)
         # sampled at the data's 120 qpm for as many beats as the piece needs at the mood's tempo
         seconds = job.duration * self.qpm(mood, job) / BASE_QPM
-        pool = job.sample(rows, seconds=seconds, net=guided)
+        pool = job.sample(len(condition), seconds=seconds, net=guided)
         # candidates > 1: the descriptor model (on the piece at its tempo) or the probe keeps the best, as `keep` says
         return keep_best(job, pool, mood, n, cfg.rank_by, self.qpm(mood, job), cfg.keep)

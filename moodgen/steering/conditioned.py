@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from ..errors import MoodgenError
-from ..models.module import quiet_trainer
+from ..models.module import quiet_trainer, seeded_fit
 from ..moods import MOODS
 from ..tokenizers import bos_id, eos_id
 from .base import GenerationJob, Steering, cached_finetune, settings_key
@@ -212,7 +212,7 @@ class MoodConditioned(Steering):
         loader = DataLoader(items, batch_size=cfg.batch_size, sampler=sampler, collate_fn=batches)
         module = ConditionedFinetune(net.train(), cfg.lr, cfg.mood_lr)
         trainer = quiet_trainer(max_epochs=1)
-        trainer.fit(module, train_dataloaders=loader)
+        seeded_fit(trainer, module, loader, cfg.seed)
         seconds = time.perf_counter() - start
         loss = float(trainer.callback_metrics.get("steer/conditioned_loss", float("nan")))
         log.info("conditioned LM fine-tuned: %d steps in %.1f s, last loss %.3f", cfg.steps, seconds, loss)
