@@ -160,23 +160,33 @@ def test_keep_each_gives_a_pieces_candidates_one_key_and_each_piece_its_own_draw
 def test_target_phrases_asks_each_piece_for_one_of_its_moods_phrases_and_the_mood_file_still_wins():
     from moodgen.steering.attributes import AttributeSteering
 
-    # calm's phrases: quiet and slow (bins of velocity and density low) or loud chords; the others one each
-    quiet, loud = score_of([(i, 1, 60 + i % 5, 40) for i in range(8)]), score_of(C_MINOR_CHORDS)
-    summary = phrase_summary([quiet, loud, loud, quiet, loud], np.array([1, 1, 0, 2, 3]))
+    # calm's phrases: quiet single notes, loud chords, and a silent one; the others one each
+    quiet, loud, silent = (
+        score_of([(i, 1, 60 + i % 5, 40) for i in range(8)]),
+        score_of(C_MINOR_CHORDS),
+        symusic.Score(480),
+    )
+    summary = phrase_summary([quiet, loud, silent, loud, quiet, loud], np.array([1, 1, 1, 0, 2, 3]))
     names = list(ATTRIBUTES)
     own = to_bins(summary.values, names)  # [phrases, A]
     cfg = steering_cfg(target="phrases", candidates=3, keep="each", moods={"angry": {"attributes": {"velocity": 127}}})
-    targets = mood_targets(summary, cfg)
     steering, job = AttributeSteering(cfg), SimpleNamespace(generator=torch.Generator().manual_seed(0))
-    asked = steering.per_candidate(lambda count: targets.asked(1, count, job.generator), 40)  # [40 * 3, A]
-    pieces = asked.reshape(40, 3, -1)
-    assert (pieces == pieces[:, :1]).all()  # a piece's candidates ask alike
-    drawn = {tuple(row) for row in pieces[:, 0]}
-    assert drawn == {tuple(own[0]), tuple(own[1])}  # calm's two phrases, both drawn, nothing else
+    steering.targets = targets = mood_targets(summary, cfg)
+    tonic, condition = steering.candidate_conditions(1, 60, job)  # what generate asks of 60 calm pieces x 3
+    pieces, keys = condition.reshape(60, 3, -1) - 1, tonic.reshape(60, 3)
+    assert (pieces == pieces[:, :1]).all() and (keys == keys[:, :1]).all()  # a piece's candidates ask alike
+    tonic_column = names.index("tonic")
+    assert (pieces[:, 0, tonic_column] == ATTRIBUTES["tonic"].bin(0.0) + keys[:, 0]).all()  # the piece's key
+    other = [a for a in range(len(names)) if a != tonic_column]
+    drawn = {tuple(row[other]) for row in pieces[:, 0]}
+    # calm's two sounding phrases, and the silent one filled in with calm's target bins: nothing else
+    assert drawn == {tuple(own[0, other]), tuple(own[1, other]), tuple(targets.bins[1, other])}
     velocity = names.index("velocity")
     assert (targets.asked(2, 5, job.generator)[:, velocity] == ATTRIBUTES["velocity"].bin(127)).all()
     median = mood_targets(summary, steering_cfg(candidates=3, keep="each"))
+    state = job.generator.get_state()
     assert (median.asked(1, 4, job.generator) == median.bins[1]).all()  # median: every piece the same bins
+    assert torch.equal(job.generator.get_state(), state)  # and no draw: a seed's pieces stay as they were
     with pytest.raises(MoodgenError, match=r"steering\.target=typical \(use median, distinctive or phrases\)"):
         check_options(steering_cfg(target="typical"))
 

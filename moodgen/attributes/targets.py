@@ -61,7 +61,9 @@ class MoodTargets:
         if self.examples is None:
             return np.repeat(self.bins[mood][None], pieces, axis=0)
         own = self.examples[mood]
-        return own[torch.randint(len(own), (pieces,), generator=generator).numpy()]
+        drawn = own[torch.randint(len(own), (pieces,), generator=generator).numpy()]
+        # what a phrase leaves unmeasured (a silent phrase: all of it) the mood's target fills in
+        return np.where(drawn >= 0, drawn, self.bins[mood])
 
 
 def target_bins(bins: np.ndarray, moods: np.ndarray, names: list[str], how: str) -> np.ndarray:

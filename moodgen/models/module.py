@@ -95,5 +95,5 @@ def seeded_fit(trainer: pl.Trainer, module: pl.LightningModule, loader, seed: in
     back as it was afterwards: a fine-tune cached under its settings is the same whatever ran before it
     in the process, and the caller's own stream goes on untouched."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.random.default_generator.manual_seed(seed)  # the CPU one only: fork_rng gives back only it
         trainer.fit(module, train_dataloaders=loader)

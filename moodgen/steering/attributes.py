@@ -253,6 +253,8 @@ class AttributeSteering(Steering):
             self.targets = mood_targets(self.phrase_summary(job), self.cfg)
             for m, mood in enumerate(MOODS):
                 log.debug("attributes asked of %s: %s", mood, self.targets.describe(m))  # shown with verbose=true
+            if self.cfg.target == "phrases":
+                log.debug("target=phrases: each piece asks for the bins of one of its mood's phrases instead")
         return self.targets
 
     def qpm(self, mood: int, job: GenerationJob) -> float:
@@ -278,13 +280,20 @@ class AttributeSteering(Steering):
         """[n * candidates] the key of each candidate (per_candidate)."""
         return self.per_candidate(lambda count: self.tonics(mood, count, job), n)
 
-    def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
-        cfg, targets = self.cfg, self.mood_targets(job)
+    def candidate_conditions(self, mood: int, n: int, job: GenerationJob) -> tuple[np.ndarray, np.ndarray]:
+        """(tonic [rows], condition [rows, A]) of the n * candidates rows: each row's key, and the bins + 1
+        it asks for (0: not asked), the tonic's column holding the row's key."""
+        targets = self.mood_targets(job)
         tonic = self.candidate_tonics(mood, n, job)
-        condition = self.per_candidate(lambda count: targets.asked(mood, count, job.generator), n) + 1  # [rows, A]
+        condition = self.per_candidate(lambda count: targets.asked(mood, count, job.generator), n) + 1
         for a, name in enumerate(self.names):
             if ATTRIBUTES[name].per_piece:  # the tonic: the key each piece was given
                 condition[:, a] = ATTRIBUTES[name].bin(0.0) + tonic + 1
+        return tonic, condition
+
+    def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
+        cfg, targets = self.cfg, self.mood_targets(job)
+        tonic, condition = self.candidate_conditions(mood, n, job)
         own = cfg.moods[MOODS[mood]]  # the mood's file may set its own guidance and tonic bias
         guidance = cfg.guidance if own.guidance is None else own.guidance
         constraints = Constraints(job.tokenizer.vocab, job.net.head.out_features, cfg)
