@@ -103,7 +103,8 @@ class DropoutRegression(pl.LightningModule):
 
 def test_a_seeded_fit_is_the_same_whatever_ran_before_and_leaves_the_callers_stream_alone():
     """The attribute LM's benchmark fine-tunes once differed in their last loss (1.365 and 1.364) under one
-    cache key: dropout drew from torch's global generator, in whatever state the process had left it."""
+    cache key, most likely because dropout drew from torch's global generator in whatever state the
+    process had left it."""
     x = torch.randn(64, 8, generator=torch.Generator().manual_seed(1))
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x), batch_size=8)
     weights = []
