@@ -278,7 +278,9 @@ class SteeringConfig:
     scale: str = "mask"  # mask | bias | off: pitches outside the piece's key
     scale_bias: float = ranged(4.0, NON_NEGATIVE)  # logits taken from out-of-key pitches with scale=bias
     velocity_range: bool = True  # velocities inside the mood's central range only
-    register_range: bool = True  # pitches inside the mood's central range only
+    register_range: bool = True  # pitches inside a register window only (register_window says which)
+    register_window: str = "mood"  # mood: the mood's central range | phrase: per piece, one of its phrases' registers
+    window_width: float = ranged(2.0, POSITIVE)  # register_window=phrase: the phrase's mean pitch -+ this many stds
     max_chord: int = ranged(0, NON_NEGATIVE)  # at most this many pitches at one position (0: no limit)
     tonic_bias: float = ranged(0.0, NON_NEGATIVE)  # logits added to the key's tonic-triad pitches (0: none)
     tempo: bool = True  # write the mood's tempo (conf/mood_profile/<mood>.yaml) into the MIDI file

@@ -191,6 +191,41 @@ def test_target_phrases_asks_each_piece_for_one_of_its_moods_phrases_and_the_moo
         check_options(steering_cfg(target="typical"))
 
 
+def test_register_window_phrase_gives_each_piece_the_register_of_one_of_its_moods_phrases():
+    from moodgen.steering.attributes import AttributeSteering
+
+    low, high = [(i, 1, 40 + 4 * (i % 5), 64) for i in range(8)], [(i, 1, 70 + 3 * (i % 5), 64) for i in range(8)]
+    scores = [score_of(low), score_of(high), symusic.Score(480), score_of(C_MAJOR_SCALE), score_of(C_MINOR_CHORDS)]
+    summary = phrase_summary([*scores, score_of(C_MAJOR_SCALE)], np.array([1, 1, 1, 0, 2, 3]))
+    register, spread = (summary.values[:2, list(ATTRIBUTES).index(n)] for n in ("register", "spread"))
+    assert (2 * spread > 6).all()  # wide enough that the window is the phrase's own, not the minimum
+
+    def windows(centre):
+        return {(int(np.floor(c - 2 * s)), int(np.ceil(c + 2 * s))) for c, s in zip(centre, spread, strict=True)}
+
+    expected = windows(register)
+    assert len(expected) == 2 and max(w[1] for w in expected) < 95  # calm's two sounding phrases: low and high
+    cfg = steering_cfg(register_window="phrase", window_width=2.0, candidates=3, keep="each")
+    steering, job = AttributeSteering(cfg), SimpleNamespace(generator=torch.Generator().manual_seed(0))
+    targets = mood_targets(summary, cfg)
+    ranges = steering.per_candidate(lambda count: targets.pitch_ranges(1, count, job.generator), 40)
+    pieces = ranges.reshape(40, 3, 2)
+    assert (pieces == pieces[:, :1]).all()  # a piece's candidates share its window
+    assert {tuple(w) for w in pieces[:, 0]} == expected  # the silent phrase has none; both others are drawn
+    mood = mood_targets(summary, steering_cfg())
+    state = job.generator.get_state()
+    assert (mood.pitch_ranges(1, 4, job.generator) == mood.pitch[1]).all()  # mood: every piece the mood's range
+    assert torch.equal(job.generator.get_state(), state)  # and no draw: a seed's pieces stay as they were
+    calm_high = {"calm": {"attributes": {"register": 80}}}
+    fixed = mood_targets(summary, steering_cfg(register_window="phrase", moods=calm_high))
+    assert {tuple(w) for w in fixed.windows[1]} == windows([80, 80])  # the mood file's register wins, widths kept
+    one_pitch = phrase_summary([score_of([(i, 1, 60, 64) for i in range(4)])] * 4, np.arange(4))
+    narrowest = mood_targets(one_pitch, steering_cfg(register_window="phrase")).windows
+    assert all(w.tolist() == [[54, 66]] for w in narrowest)  # a phrase of one pitch still leaves an octave
+    with pytest.raises(MoodgenError, match=r"steering\.register_window=song \(use mood or phrase\)"):
+        check_options(steering_cfg(register_window="song"))
+
+
 def test_the_phrase_summary_round_trips_through_json_with_unmeasured_values():
     scores = [score_of(C_MAJOR_SCALE), symusic.Score(480), score_of(C_MINOR_CHORDS), score_of(C_MAJOR_SCALE)]
     scores.append(score_of(C_MINOR_CHORDS))
@@ -332,6 +367,17 @@ def test_register_and_velocity_ranges_hold(tokenizer, grammar_lm):
     pitch, velocity, _ = pitches_velocities(tokenizer, sequences)
     assert len(pitch) > 5 and pitch.min() >= 55 and pitch.max() <= 70
     assert velocity.min() >= 60 and velocity.max() <= 90
+
+
+def test_each_row_keeps_to_its_own_register_window(tokenizer, grammar_lm):
+    cfg = constraint_cfg(scale="off", register_range=True)
+    windows = np.array([[50, 56], [70, 75]])  # [rows, 2]: register_window=phrase gives each piece its own
+    constraints = Constraints(tokenizer.vocab, len(tokenizer.vocab), cfg)
+    constraints.start(np.array([0, 0]), "minor", np.array([0, 127]), windows)
+    sequences = sampled(grammar_lm, condition_rows(2), 1.0, constraints, n=2, tokens=200)
+    for ids, (low, high) in zip(sequences, windows, strict=True):
+        pitch = notes_of(tokenizer.decode([ids])).pitch
+        assert len(pitch) > 5 and pitch.min() >= low and pitch.max() <= high
 
 
 def test_max_chord_limits_the_pitches_at_one_position(tokenizer, grammar_lm):

@@ -25,8 +25,10 @@ from . import ATTRIBUTES, measure, to_bins
 from .notes import notes_of
 
 TARGETS = ("median", "distinctive", "phrases")  # steering.target: what each piece of a mood asks for
+WINDOWS = ("mood", "phrase")  # steering.register_window: the mood's central range | one phrase's register per piece
 MIN_SHARE = 0.2  # a distinctive bin still holds a fifth of the mood's phrases: typical, not an outlier
 RANGE_PERCENTILES = (10, 90)  # of the notes' velocities and pitches: the mood's central range
+MIN_HALF_WINDOW = 6  # semitones either side of a phrase's register at least: a one-pitch phrase still leaves a scale
 # minor is harmonic minor: the natural minor scale holds the pitch classes of its relative major, so
 # music kept to it may still read as major; the raised seventh is what makes the key minor
 SCALES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 11)}
@@ -44,6 +46,8 @@ class MoodTargets:
     # per mood [phrases, A] the bins of each of its phrases (-1: unmeasured), the mood file's values
     # over them; what target=phrases draws from (None: every piece asks for `bins`)
     examples: list[np.ndarray] | None = None
+    # per mood [phrases, 2] the pitch window of each of its phrases (register_window=phrase; None: `pitch`)
+    windows: list[np.ndarray] | None = None
 
     def describe(self, mood: int) -> dict:
         """The mood's targets in words, for the sidecars and the log."""
@@ -64,6 +68,14 @@ class MoodTargets:
         drawn = own[torch.randint(len(own), (pieces,), generator=generator).numpy()]
         # what a phrase leaves unmeasured (a silent phrase: all of it) the mood's target fills in
         return np.where(drawn >= 0, drawn, self.bins[mood])
+
+    def pitch_ranges(self, mood: int, pieces: int, generator: torch.Generator) -> np.ndarray:
+        """[pieces, 2] the lowest and highest pitch each piece may use: the mood's central range, or
+        (register_window=phrase) the window of one of the mood's phrases per piece, from `generator`."""
+        if self.windows is None:
+            return np.repeat(self.pitch[mood][None], pieces, axis=0)
+        own = self.windows[mood]
+        return own[torch.randint(len(own), (pieces,), generator=generator).numpy()]
 
 
 def target_bins(bins: np.ndarray, moods: np.ndarray, names: list[str], how: str) -> np.ndarray:
@@ -156,7 +168,30 @@ def mood_targets(summary: PhraseSummary, cfg) -> MoodTargets:
             every[summary.moods == m, column] = value  # what target=phrases draws: the file wins there too
     keys = np.stack([key_shares(tonics[summary.moods == m]) for m in range(len(MOODS))])
     examples = [every[summary.moods == m] for m in range(len(MOODS))] if cfg.target == "phrases" else None
-    return MoodTargets(names, bins, summary.velocity, summary.pitch, scale, np.array(tempo), keys, examples)
+    windows = phrase_windows(summary, cfg) if cfg.register_window == "phrase" else None
+    return MoodTargets(names, bins, summary.velocity, summary.pitch, scale, np.array(tempo), keys, examples, windows)
+
+
+def phrase_windows(summary: PhraseSummary, cfg) -> list[np.ndarray]:
+    """Per mood [phrases, 2]: each of its phrases' mean pitch -+ `window_width` pitch standard deviations
+    (its register and spread attributes; a value the mood's file sets wins, as for the targets), at least
+    MIN_HALF_WINDOW either side, rounded outwards; a phrase without notes has none."""
+    register, spread = (summary.values[:, list(ATTRIBUTES).index(n)].copy() for n in ("register", "spread"))
+    measured = np.isfinite(register) & np.isfinite(spread)
+    for m, mood in enumerate(MOODS):
+        fixed = cfg.moods[mood].attributes or {}
+        for name, values in (("register", register), ("spread", spread)):
+            if name in fixed:
+                values[summary.moods == m] = float(fixed[name])
+    half = np.maximum(cfg.window_width * spread, MIN_HALF_WINDOW)
+    window = np.stack([np.floor(register - half), np.ceil(register + half)], axis=1)
+    out = []
+    for m, mood in enumerate(MOODS):
+        own = window[(summary.moods == m) & measured]
+        if not len(own):
+            raise MoodgenError(f"no labelled training phrase of {mood} has notes: use steering.register_window=mood")
+        out.append(own.astype(int))
+    return out
 
 
 def key_shares(tonics: np.ndarray) -> np.ndarray:

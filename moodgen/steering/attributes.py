@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 
 from ..attributes import ATTRIBUTES, check_names, measure, to_bins
-from ..attributes.targets import TARGETS, MoodTargets, PhraseSummary, mood_targets, phrase_summary
+from ..attributes.targets import TARGETS, WINDOWS, MoodTargets, PhraseSummary, mood_targets, phrase_summary
 from ..config import check_ranges
 from ..errors import MoodgenError
 from ..models.module import quiet_trainer, seeded_fit
@@ -165,6 +165,8 @@ def check_options(cfg) -> None:
     bad += ranking_problems(cfg.rank_by, cfg.keep)
     if cfg.tonics not in ("uniform", "data"):
         bad.append(f"steering.tonics={cfg.tonics} (use uniform or data)")
+    if cfg.register_window not in WINDOWS:
+        bad.append(f"steering.register_window={cfg.register_window} (use {' or '.join(WINDOWS)})")
     if cfg.target not in TARGETS:
         bad.append(f"steering.target={cfg.target} (use {', '.join(TARGETS[:-1])} or {TARGETS[-1]})")
     missing = [m for m in MOODS if m not in cfg.moods]
@@ -255,6 +257,8 @@ class AttributeSteering(Steering):
                 log.debug("attributes asked of %s: %s", mood, self.targets.describe(m))  # shown with verbose=true
             if self.cfg.target == "phrases":
                 log.debug("target=phrases: each piece asks for the bins of one of its mood's phrases instead")
+            if self.cfg.register_window == "phrase":
+                log.debug("register_window=phrase: each piece keeps to the register of one of its mood's phrases")
         return self.targets
 
     def qpm(self, mood: int, job: GenerationJob) -> float:
@@ -297,7 +301,8 @@ class AttributeSteering(Steering):
         own = cfg.moods[MOODS[mood]]  # the mood's file may set its own guidance and tonic bias
         guidance = cfg.guidance if own.guidance is None else own.guidance
         constraints = Constraints(job.tokenizer.vocab, job.net.head.out_features, cfg)
-        constraints.start(tonic, targets.scale[mood], targets.velocity[mood], targets.pitch[mood], own.tonic_bias)
+        pitch = self.per_candidate(lambda count: targets.pitch_ranges(mood, count, job.generator), n)  # [rows, 2]
+        constraints.start(tonic, targets.scale[mood], targets.velocity[mood], pitch, own.tonic_bias)
         guided = Guided(self.attribute_net(job), torch.as_tensor(condition), guidance, constraints)
         # sampled at the data's 120 qpm for as many beats as the piece needs at the mood's tempo
         seconds = job.duration * self.qpm(mood, job) / BASE_QPM

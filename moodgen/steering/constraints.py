@@ -4,7 +4,8 @@ Each constraint is a switch of `steering=attributes` so its effect can be measur
 - scale: pitches outside the piece's key (tonic + the mood's major/minor scale) are masked
   (`scale=mask`) or pushed down by `scale_bias` logits (`scale=bias`);
 - velocity_range / register_range: velocity and pitch tokens outside the mood's central range
-  (its labelled phrases' 10th-90th percentiles) are masked;
+  (its labelled phrases' 10th-90th percentiles) are masked; the pitch range may be one per row
+  (register_window=phrase: each piece the register of one of the mood's phrases);
 - max_chord: at most this many pitches at one position (0: no limit);
 - tonic_bias: logits added to the pitches of the key's tonic triad, so the key is heard as the
   mood's (a natural minor scale holds the same pitch classes as its relative major: what tells
@@ -68,7 +69,9 @@ class Constraints:
             degrees = (values[None] - np.asarray(tonic)[:, None]) % 12
             base[:, ids] += torch.as_tensor(np.isin(degrees, triad), dtype=torch.float) * float(tonic_bias)
         if cfg.register_range:
-            base[:, ids[(values < pitch[0]) | (values > pitch[1])]] = float("-inf")
+            pitch = np.broadcast_to(np.asarray(pitch), (n, 2))  # one range for all rows, or one per row
+            outside = (values[None] < pitch[:, :1]) | (values[None] > pitch[:, 1:])  # [n, pitches]
+            base[:, ids] = torch.where(torch.as_tensor(outside), float("-inf"), base[:, ids])
         if cfg.velocity_range and self.velocity:
             vids = np.array(sorted(self.velocity))
             vvalues = np.array([self.velocity[t] for t in vids])
