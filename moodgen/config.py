@@ -235,7 +235,7 @@ class MoodConfig:
     """conf/mood_profile/<mood>.yaml: what a mood asks of the music beyond what its labelled phrases say."""
 
     tempo: float = ranged(120.0, POSITIVE)  # qpm written into the MIDI file (steering=attributes with tempo=true)
-    scale: str | None = None  # major | minor: the key mask's scale; null: from the mood's phrases
+    scale: str | None = None  # major | minor: the tonic triad's (and key mask's) scale; null: from the mood's phrases
     attributes: dict[str, float] = field(default_factory=dict)  # attribute -> value, over the data's target
     guidance: float | None = ranged(None, NON_NEGATIVE)  # this mood's guidance; null: steering.guidance
     tonic_bias: float | None = ranged(None, NON_NEGATIVE)  # this mood's tonic-triad bias; null: steering.tonic_bias

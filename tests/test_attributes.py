@@ -207,18 +207,24 @@ def test_register_window_phrase_gives_each_piece_the_register_of_one_of_its_mood
     assert len(expected) == 2 and max(w[1] for w in expected) < 95  # calm's two sounding phrases: low and high
     cfg = steering_cfg(register_window="phrase", window_width=2.0, candidates=3, keep="each")
     steering, job = AttributeSteering(cfg), SimpleNamespace(generator=torch.Generator().manual_seed(0))
-    targets = mood_targets(summary, cfg)
-    ranges = steering.per_candidate(lambda count: targets.pitch_ranges(1, count, job.generator), 40)
-    pieces = ranges.reshape(40, 3, 2)
+    steering.targets = mood_targets(summary, cfg)
+    pieces = steering.candidate_registers(1, 40, job).reshape(40, 3, 2)  # what generate asks of 40 calm pieces x 3
     assert (pieces == pieces[:, :1]).all()  # a piece's candidates share its window
     assert {tuple(w) for w in pieces[:, 0]} == expected  # the silent phrase has none; both others are drawn
-    mood = mood_targets(summary, steering_cfg())
     state = job.generator.get_state()
-    assert (mood.pitch_ranges(1, 4, job.generator) == mood.pitch[1]).all()  # mood: every piece the mood's range
-    assert torch.equal(job.generator.get_state(), state)  # and no draw: a seed's pieces stay as they were
+    for options in ({}, {"register_window": "phrase", "register_range": False}):
+        steering = AttributeSteering(steering_cfg(candidates=3, keep="each", **options))
+        steering.targets = mood_targets(summary, steering.cfg)
+        registers = steering.candidate_registers(1, 4, job)
+        assert (registers == steering.targets.pitch[1]).all()  # mood (or no range): the mood's central range
+        assert torch.equal(job.generator.get_state(), state)  # and no draw: a seed's pieces stay as they were
     calm_high = {"calm": {"attributes": {"register": 80}}}
     fixed = mood_targets(summary, steering_cfg(register_window="phrase", moods=calm_high))
     assert {tuple(w) for w in fixed.windows[1]} == windows([80, 80])  # the mood file's register wins, widths kept
+    narrow = mood_targets(
+        summary, steering_cfg(register_window="phrase", moods={"calm": {"attributes": {"spread": 4}}})
+    )
+    assert {tuple(w) for w in narrow.windows[1]} == {(int(np.floor(r - 8)), int(np.ceil(r + 8))) for r in register}
     one_pitch = phrase_summary([score_of([(i, 1, 60, 64) for i in range(4)])] * 4, np.arange(4))
     narrowest = mood_targets(one_pitch, steering_cfg(register_window="phrase")).windows
     assert all(w.tolist() == [[54, 66]] for w in narrowest)  # a phrase of one pitch still leaves an octave

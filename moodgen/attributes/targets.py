@@ -54,7 +54,7 @@ class MoodTargets:
         return {
             **{n: int(b) for n, b in zip(self.names, self.bins[mood], strict=True)},
             "velocity_range": self.velocity[mood].tolist(),
-            "pitch_range": self.pitch[mood].tolist(),
+            "pitch_range": self.pitch[mood].tolist() if self.windows is None else "per piece, one of its phrases'",
             "scale": self.scale[mood],
             "tempo": float(self.tempo[mood]),
         }
@@ -168,7 +168,7 @@ def mood_targets(summary: PhraseSummary, cfg) -> MoodTargets:
             every[summary.moods == m, column] = value  # what target=phrases draws: the file wins there too
     keys = np.stack([key_shares(tonics[summary.moods == m]) for m in range(len(MOODS))])
     examples = [every[summary.moods == m] for m in range(len(MOODS))] if cfg.target == "phrases" else None
-    windows = phrase_windows(summary, cfg) if cfg.register_window == "phrase" else None
+    windows = phrase_windows(summary, cfg) if cfg.register_window == "phrase" and cfg.register_range else None
     return MoodTargets(names, bins, summary.velocity, summary.pitch, scale, np.array(tempo), keys, examples, windows)
 
 

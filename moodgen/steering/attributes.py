@@ -10,8 +10,9 @@ the two by classifier-free guidance, logits_uncond + guidance * (logits_cond - l
 
 At sampling, a mood asks for its targets (`moodgen.attributes.targets`, learned from the labelled
 training phrases and `conf/mood_profile/<mood>.yaml`), each piece gets a tonic of its own from the piece's
-sampling stream, the constraints in `constraints.py` keep the tokens in the key and the mood's
-ranges, and the piece is written at the mood's tempo. The fine-tuned weights are this method's
+sampling stream, the constraints in `constraints.py` lean on the key's tonic triad and keep the
+tokens in the mood's velocity range and a register (each a switch; `scale=mask` also keeps them in the
+key), and the piece is written at the mood's tempo. The fine-tuned weights are this method's
 checkpoint, `steering/attributes.pt`, kept with the model run.
 """
 
@@ -284,6 +285,14 @@ class AttributeSteering(Steering):
         """[n * candidates] the key of each candidate (per_candidate)."""
         return self.per_candidate(lambda count: self.tonics(mood, count, job), n)
 
+    def candidate_registers(self, mood: int, n: int, job: GenerationJob) -> np.ndarray:
+        """[n * candidates, 2] the lowest and highest pitch of each row (per_candidate); drawn only when a
+        register range is kept, so register_range=false leaves the pieces' streams as they were."""
+        targets = self.mood_targets(job)
+        if not self.cfg.register_range:
+            return np.repeat(targets.pitch[mood][None], n * self.cfg.candidates, axis=0)  # unused by the mask
+        return self.per_candidate(lambda count: targets.pitch_ranges(mood, count, job.generator), n)
+
     def candidate_conditions(self, mood: int, n: int, job: GenerationJob) -> tuple[np.ndarray, np.ndarray]:
         """(tonic [rows], condition [rows, A]) of the n * candidates rows: each row's key, and the bins + 1
         it asks for (0: not asked), the tonic's column holding the row's key."""
@@ -301,7 +310,7 @@ class AttributeSteering(Steering):
         own = cfg.moods[MOODS[mood]]  # the mood's file may set its own guidance and tonic bias
         guidance = cfg.guidance if own.guidance is None else own.guidance
         constraints = Constraints(job.tokenizer.vocab, job.net.head.out_features, cfg)
-        pitch = self.per_candidate(lambda count: targets.pitch_ranges(mood, count, job.generator), n)  # [rows, 2]
+        pitch = self.candidate_registers(mood, n, job)
         constraints.start(tonic, targets.scale[mood], targets.velocity[mood], pitch, own.tonic_bias)
         guided = Guided(self.attribute_net(job), torch.as_tensor(condition), guidance, constraints)
         # sampled at the data's 120 qpm for as many beats as the piece needs at the mood's tempo
