@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 
 from moodgen.errors import MoodgenError
+from moodgen.evaluation.yang_lerch import FEATURES
 from moodgen.generate import generate
 from moodgen.generation.bundle import from_run
 from moodgen.generation.render import note_count
@@ -403,6 +404,8 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     assert second <= metrics.keys() and 0 <= metrics["bench/attributes/state_accuracy"] <= 1
     assert {"bench/attributes/overlap", "bench/attributes/calm/diversity", "bench/real/unique_4bar"} <= metrics.keys()
     assert 0 < metrics["bench/attributes/overlap"] <= 1 and metrics["bench/attributes/alive"] >= 0
+    areas = [metrics[f"bench/attributes/overlap/{feature}"] for feature in FEATURES]  # each feature's, too
+    assert np.isclose(np.mean(areas), metrics["bench/attributes/overlap"])  # the overlap is their mean
     none_pieces = [sorted((out / "pieces" / "none" / "fold0" / "seed0").glob(f"{m}_*.mid")) for m in MOODS]
     assert len({tuple(p.read_bytes() for p in files) for files in none_pieces}) == 4  # no mood shares a stream
 

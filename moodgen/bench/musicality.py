@@ -1,7 +1,7 @@
 """What mood must not be paid with: overlap with real music, repetition, liveliness, diversity.
 
 - overlap: mean Yang & Lerch overlapping area of all of a method's pieces with all the judge
-  fold's real phrases (1: as close to them as they are among themselves);
+  fold's real phrases (1: as close to them as they are among themselves), and each feature's own;
 - repetition: the longest repeated bar run and the unique 4-bar share of each piece, next to the
   real phrases' own;
 - alive: notes start in every 5 s of the piece;
@@ -23,7 +23,7 @@ import symusic
 from ..evaluation.repetition import repetition
 from ..evaluation.yang_lerch import FEATURES, intra_set_distances, piece_features
 from ..generation.run import alive
-from .views import mean_oa
+from .views import feature_oa
 
 LENGTH_COUNTS = ("note_count", "pitch_count")  # grow with a piece's length, not its variety
 
@@ -74,9 +74,11 @@ def fold_musicality(
     every_generated = [s for scores in generated.values() for s in scores]
     every_real = [s for scores in real.values() for s in scores]
     real_features = [piece_features(s) for s in every_real]
+    areas = feature_oa([piece_features(s) for s in every_generated], real_features, points)
     out = {
-        "overlap": mean_oa([piece_features(s) for s in every_generated], real_features, points),
+        "overlap": float(np.mean(list(areas.values()))) if areas else float("nan"),
         "duplicates": float(duplicate_pairs(every_generated)),
+        **{f"overlap/{feature}": area for feature, area in areas.items()},  # where the overlap is lost
     }
     for mood, scores in generated.items():
         out[f"diversity/{mood}"] = diversity(scores, real.get(mood, []))

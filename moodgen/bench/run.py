@@ -269,10 +269,12 @@ def copy_index(bundle: ModelBundle) -> CopyIndex:
 
 
 def musicality_metrics(rows: list[dict], folds: list[dict], method: str) -> dict[str, float]:
-    """bench/<method>/{overlap, duplicates, alive, repeated_bars, unique_4bar, diversity/<mood>}."""
+    """bench/<method>/{overlap, overlap/<feature>, duplicates, alive, repeated_bars, unique_4bar, diversity/<mood>}."""
     mine = [r for r in rows if r["method"] == method]
     metrics = {f"bench/{method}/{k}": float(np.mean([r[k] for r in mine])) for k in PIECE_COLUMNS}
     metrics[f"bench/{method}/overlap"] = float(np.nanmean([f["overlap"] for f in folds]))
+    for key in sorted({k for f in folds for k in f if k.startswith("overlap/")}):  # each feature's: where it is lost
+        metrics[f"bench/{method}/{key}"] = float(np.nanmean([f.get(key, np.nan) for f in folds]))
     metrics[f"bench/{method}/duplicates"] = float(np.sum([f["duplicates"] for f in folds]))
     for m, mood in enumerate(MOODS):
         per_fold = [f.get(f"diversity/{m}", np.nan) for f in folds]

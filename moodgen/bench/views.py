@@ -19,11 +19,17 @@ from ..evaluation.yang_lerch import compare_sets, piece_features
 from ..moods import MOODS
 
 
+def feature_oa(generated: list[dict], reference: list[dict], points: int) -> dict[str, float]:
+    """Each feature's overlapping area ({} when a set has fewer than two pieces)."""
+    if len(generated) < 2 or len(reference) < 2:
+        return {}
+    return {c.feature: c.oa for c in compare_sets(generated, reference, points)}
+
+
 def mean_oa(generated: list[dict], reference: list[dict], points: int) -> float:
     """Mean overlapping area over the nine features (NaN when a set has fewer than two pieces)."""
-    if len(generated) < 2 or len(reference) < 2:
-        return float("nan")
-    return float(np.mean([c.oa for c in compare_sets(generated, reference, points)]))
+    areas = feature_oa(generated, reference, points)
+    return float(np.mean(list(areas.values()))) if areas else float("nan")
 
 
 def distribution_confusion(
