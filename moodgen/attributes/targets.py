@@ -54,7 +54,7 @@ class MoodTargets:
         return {
             **{n: int(b) for n, b in zip(self.names, self.bins[mood], strict=True)},
             "velocity_range": self.velocity[mood].tolist(),
-            "pitch_range": self.pitch[mood].tolist() if self.windows is None else "per piece, one of its phrases'",
+            "pitch_range": self.pitch[mood].tolist() if self.windows is None else "per piece: a phrase's",
             "scale": self.scale[mood],
             "tempo": float(self.tempo[mood]),
         }

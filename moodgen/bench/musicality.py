@@ -23,7 +23,7 @@ import symusic
 from ..evaluation.repetition import repetition
 from ..evaluation.yang_lerch import FEATURES, intra_set_distances, piece_features
 from ..generation.run import alive
-from .views import feature_oa
+from .views import feature_oa, mean_area
 
 LENGTH_COUNTS = ("note_count", "pitch_count")  # grow with a piece's length, not its variety
 
@@ -76,7 +76,7 @@ def fold_musicality(
     real_features = [piece_features(s) for s in every_real]
     areas = feature_oa([piece_features(s) for s in every_generated], real_features, points)
     out = {
-        "overlap": float(np.mean(list(areas.values()))) if areas else float("nan"),
+        "overlap": mean_area(areas),
         "duplicates": float(duplicate_pairs(every_generated)),
         **{f"overlap/{feature}": area for feature, area in areas.items()},  # where the overlap is lost
     }

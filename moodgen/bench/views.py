@@ -28,7 +28,11 @@ def feature_oa(generated: list[dict], reference: list[dict], points: int) -> dic
 
 def mean_oa(generated: list[dict], reference: list[dict], points: int) -> float:
     """Mean overlapping area over the nine features (NaN when a set has fewer than two pieces)."""
-    areas = feature_oa(generated, reference, points)
+    return mean_area(feature_oa(generated, reference, points))
+
+
+def mean_area(areas: dict[str, float]) -> float:
+    """The mean of feature_oa's areas (NaN when there are none)."""
     return float(np.mean(list(areas.values()))) if areas else float("nan")
 
 
