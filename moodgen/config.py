@@ -283,6 +283,9 @@ class SteeringConfig:
     window_width: float = ranged(2.0, POSITIVE)  # register_window=phrase: the phrase's mean pitch -+ this many stds
     max_chord: int = ranged(0, NON_NEGATIVE)  # at most this many pitches at one position (0: no limit)
     tonic_bias: float = ranged(0.0, NON_NEGATIVE)  # logits added to the key's tonic-triad pitches (0: none)
+    # the key, tonic bias and register move probability among the pitches only, the chance of a note
+    # staying the LM's (false: as before 2026-12-06, when a tonic bias also made notes likelier)
+    keep_note_share: bool = True
     tempo: bool = True  # write the mood's tempo (conf/mood_profile/<mood>.yaml) into the MIDI file
     tonics: str = "uniform"  # uniform | data: each piece's tonic from all 12 alike, or as the mood's phrases' keys
     moods: dict[str, MoodConfig] = field(default_factory=dict)  # conf/mood_profile/<mood>.yaml, one per mood
@@ -392,6 +395,8 @@ class EvaluateConfig:
     data_root: str | None = None  # VGMIDI root for the vgmidi_* references; else $MOODGEN_DATA_DIR, cache
     out_dir: str | None = None  # else this run's output folder
     max_pieces: int = ranged(0, NON_NEGATIVE)  # 0: every piece of each set
+    # cut each reference piece to the longest generated piece's length (counts and repeats grow with length)
+    match_length: bool = True
     grid_points: int = ranged(1000, GRID)  # the common grid the distance densities are compared on
     seed: int = ranged(0, SEED)
     verbose: bool = False  # print every third-party info line (Lightning's hardware lines, MLflow's setup, ...)

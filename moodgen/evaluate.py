@@ -16,12 +16,14 @@ def evaluate(cfg: DictConfig) -> float:
     from .config import check_ranges
     from .evaluation.mood import load_judges
     from .evaluation.run import evaluate as evaluate_sets
-    from .evaluation.sets import generated_set, reference_set
+    from .evaluation.sets import as_long_as, generated_set, reference_set
     from .tracking import make_tracker
 
     check_ranges(cfg)  # the ranges EvaluateConfig declares (the CLI checks them at composition too)
     generated = generated_set(cfg)  # bad paths and empty sets fail here, before any run is opened
     reference = reference_set(cfg)
+    if cfg.match_length:  # like with like: the reference cut to the pieces' length
+        reference = as_long_as(reference, generated)
     judges, tokenizer = load_judges(cfg, generated)
     folder = Path(cfg.out_dir or Path(cfg.paths.output_dir) / "evaluation").expanduser().resolve()
     tracker = make_tracker(cfg, f"evaluate {generated.run_id or Path(str(cfg.pieces)).name} vs {reference.label}")

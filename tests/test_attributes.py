@@ -295,6 +295,7 @@ def test_guidance_mixes_conditioned_and_unconditioned_logits(attribute_lm):
 
 def constraint_cfg(**options):
     defaults = {"scale": "mask", "scale_bias": 4.0, "velocity_range": False, "register_range": False, "max_chord": 0}
+    defaults["keep_note_share"] = True
     defaults["tonic_bias"] = 0.0
     return SimpleNamespace(**(defaults | options))
 
@@ -431,3 +432,39 @@ def test_a_moods_own_tonic_bias_wins_over_the_steerings(tokenizer):
     assert constraints.base[0, tokenizer.vocab["Pitch_62"]] == 0.0
     with pytest.raises(MoodgenError, match=r"steering\.moods\.calm\.guidance"):
         check_options(steering_cfg(moods={"calm": {"guidance": -2.0}}))
+
+
+def test_pitch_constraints_choose_which_pitch_not_whether_a_note_comes(tokenizer):
+    """The key, tonic bias and register move probability among the pitches only: the chance that the
+    next token is a note at all stays the LM's (else a tonic bias doubles the notes per onset)."""
+    cfg = constraint_cfg(scale="bias", tonic_bias=3.0, register_range=True)
+    constraints = Constraints(tokenizer.vocab, len(tokenizer.vocab), cfg)
+    constraints.start(np.array([0, 7]), "major", np.array([0, 127]), np.array([[48, 72], [55, 80]]))
+    logits = torch.randn(2, len(tokenizer.vocab), generator=torch.Generator().manual_seed(0))
+    fed = torch.tensor([tokenizer.vocab["Bar_None"]] * 2)
+    before, after = logits.softmax(-1), constraints(fed, logits).softmax(-1)
+    pitch = constraints.pitch_ids
+    assert torch.allclose(after[:, pitch].sum(1), before[:, pitch].sum(1), atol=1e-5)
+    others = torch.ones(len(tokenizer.vocab), dtype=torch.bool)
+    others[pitch] = False
+    assert torch.allclose(after[:, others], before[:, others], atol=1e-6)  # time, velocity, duration untouched
+    c, e = tokenizer.vocab["Pitch_60"], tokenizer.vocab["Pitch_62"]  # C on the triad, D off it: e^3 apart
+    ratio = (after[0, c] / after[0, e]) / (before[0, c] / before[0, e])
+    assert ratio.item() == pytest.approx(np.exp(3.0), rel=1e-4)
+    assert after[0, tokenizer.vocab["Pitch_40"]] == 0  # out of the first row's register
+
+
+def test_a_tonic_bias_leaves_the_number_of_notes_per_onset_as_the_lm_writes_it(tokenizer, grammar_lm):
+    def notes_per_onset(bias: float) -> float:
+        notes = pitches_velocities(
+            tokenizer, constrained(tokenizer, grammar_lm, constraint_cfg(scale="off", tonic_bias=bias), [0, 0, 0, 0])
+        )[2]
+        return float(np.mean([len(x) / len(np.unique(x.onset)) for x in notes]))
+
+    free, biased = notes_per_onset(0.0), notes_per_onset(3.0)
+    assert biased == pytest.approx(free, rel=0.25), (free, biased)
+    inflated = pitches_velocities(
+        tokenizer,
+        constrained(tokenizer, grammar_lm, constraint_cfg(scale="off", tonic_bias=3.0, keep_note_share=False), [0] * 4),
+    )[2]
+    assert np.mean([len(x) / len(np.unique(x.onset)) for x in inflated]) > 1.3 * free  # the switch off: as before

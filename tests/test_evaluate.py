@@ -16,7 +16,7 @@ from moodgen.evaluate import evaluate
 from moodgen.evaluation.describe import describe_piece, mean_polyphony, pitch_class_entropy, pitch_name
 from moodgen.evaluation.mood import mood_accuracy
 from moodgen.evaluation.repetition import repetition
-from moodgen.evaluation.sets import Piece, PieceSet, reference_set
+from moodgen.evaluation.sets import Piece, PieceSet, as_long_as, reference_set
 from moodgen.evaluation.yang_lerch import (
     common_grid,
     compare_sets,
@@ -173,6 +173,7 @@ def test_evaluate_folder_vs_folder_writes_report_and_mlflow_run(tmp_path):
     folder = tmp_path / "out" / "evaluation"
     report = (folder / "report.html").read_text()
     assert "data:image/png;base64," in report and 'src="http' not in report and "<link" not in report  # offline
+    assert "Set-level metrics vs reference, first " in report  # the reference cut to the pieces' length
     skipped = (folder / "skipped.csv").read_text()
     assert "notes.txt,not a MIDI file" in skipped and "silent.mid,no notes" in skipped
     rows = (folder / "pieces.csv").read_text().splitlines()
@@ -212,6 +213,18 @@ def test_bad_pieces_are_one_clear_error(tmp_path):
     with pytest.raises(MoodgenError, match="neither a folder nor an MLflow run"):
         evaluate(compose_entry("evaluate", tmp_path, ["pieces=no_such_thing"]))
     assert "0 usable MIDI piece" in error_line("moodgen.evaluate", [f"pieces={empty}", f"paths.root_dir={tmp_path}"])
+
+
+def test_the_reference_is_cut_to_the_generated_pieces_length():
+    """Counts and repeats grow with length: whole 100 s phrases against 30 s pieces would differ by it alone."""
+    beats = score_of([(i * 480, 480, 60 + i % 5) for i in range(20)])  # 20 beats: 10 s at 120 qpm
+    late = score_of([(19 * 480, 480, 60)])  # silent for its first 9.5 s
+    reference = PieceSet("ref", [Piece("r", Path("r.mid"), beats), Piece("late", Path("l.mid"), late)])
+    generated = PieceSet("gen", [Piece(n, Path(n), score_of([(0, 480 * k, 60)])) for n, k in (("a", 8), ("b", 2))])
+    cut = as_long_as(reference, generated)  # the longest piece: 8 beats, 4 s
+    assert [n.pitch for n in cut.pieces[0].score.tracks[0].notes] == [60 + i % 5 for i in range(8)]
+    assert cut.label == "ref, first 4 s" and len(cut.pieces[1].score.tracks[0].notes) == 1  # silent cut: whole
+    assert len(reference.pieces[0].score.tracks[0].notes) == 20  # the reference itself is left as it was
 
 
 @pytest.mark.parametrize("reference", ["vgmidi_test", "vgmidi_unlabelled_test"])

@@ -410,6 +410,27 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     assert len({tuple(p.read_bytes() for p in files) for files in none_pieces}) == 4  # no mood shares a stream
 
 
+def test_the_benchmark_compares_pieces_with_real_phrases_of_their_length(model_store, tmp_path):
+    """Whole phrases run ~100 s against the pieces' `duration`: note counts and repeats would differ by length."""
+    from pathlib import Path
+
+    from moodgen.bench.run import labelled_phrases
+    from moodgen.generation.bundle import VGMIDI, from_run
+
+    cfg = compose_entry("benchmark", model_store, ["duration=3"], output="bench")
+    bundle = from_run(cfg, cfg.model_run, needs=[VGMIDI])
+    whole = labelled_phrases(bundle, Path(cfg.paths.cache_dir), None).scores
+    cut = labelled_phrases(bundle, Path(cfg.paths.cache_dir), cfg.duration).scores
+    assert max(s.to("second").end() for s in whole) > 3.5  # the fixture's phrases are longer than that
+    assert all(s.to("second").end() <= 3.0 + 1e-6 for s in cut)
+
+    def notes(score, by=np.inf):  # (onset in seconds, pitch) of the notes that have ended by `by`
+        seconds = score.to("second")
+        return sorted((round(n.time, 3), n.pitch) for t in seconds.tracks for n in t.notes if n.end <= by + 1e-3)
+
+    assert [notes(s) for s in cut] == [notes(s, 3.0) for s in whole]  # each phrase's own first 3 s
+
+
 def test_concurrent_generations_into_one_out_dir_keep_every_piece(model_store, tmp_path):
     """Two `generate` processes at once, same out_dir and seed: both recorded, no piece overwritten."""
     import subprocess

@@ -46,7 +46,9 @@ class LabelledPhrases:
     phrases: list[vgmidi.Phrase]
     corpus: Corpus  # framed token ids, aligned with phrases
     moods: np.ndarray
-    scores: list[symusic.Score]  # each phrase as the tokenizer decodes it: the view a generated piece gets
+    # each phrase's first `duration` seconds as the tokenizer decodes it: the view a generated piece gets,
+    # and its length (whole phrases run ~100 s, so note counts, pitch counts and repeats would differ by length)
+    scores: list[symusic.Score]
 
 
 def check_options(cfg) -> None:
@@ -82,7 +84,7 @@ def method_configs(cfg) -> list:
     return [*configs, cfg.steering]
 
 
-def labelled_phrases(bundle: ModelBundle, cache_dir: Path) -> LabelledPhrases:
+def labelled_phrases(bundle: ModelBundle, cache_dir: Path, seconds: float | None) -> LabelledPhrases:
     if bundle.data is None:
         raise MoodgenError("the steering benchmark needs a model trained on VGMIDI (its labelled phrases)")
     _, root = bundle.data()
@@ -90,7 +92,7 @@ def labelled_phrases(bundle: ModelBundle, cache_dir: Path) -> LabelledPhrases:
     corpus = encode_corpus(bundle.tokenizer, [p.path for p in rows], cache_dir)
     kept = set(corpus.names)
     phrases = [p for p in rows if p.path.name in kept]
-    scores = [bundle.tokenizer.decode([corpus.piece(i)[1:-1].tolist()]) for i in range(len(phrases))]
+    scores = [to_score(bundle.tokenizer, corpus.piece(i)[1:-1].tolist(), seconds) for i in range(len(phrases))]
     return LabelledPhrases(phrases, corpus, np.array([p.mood for p in phrases]), scores)
 
 
@@ -216,7 +218,7 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
     check_options(cfg)
     start = time.perf_counter()
     cache_dir = Path(cfg.paths.cache_dir)
-    labelled = labelled_phrases(bundle, cache_dir)
+    labelled = labelled_phrases(bundle, cache_dir, cfg.duration)
     probe_kind = cfg.classifier.features  # the fold probes read what the shipped probe reads
     x_probe = phrase_features(probe_kind, bundle.net, bundle.tokenizer, labelled.corpus, cache_dir)
     x_judge = phrase_features(HANDCRAFTED, bundle.net, bundle.tokenizer, labelled.corpus, cache_dir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ import symusic
 
 from ..data.midi import MIDI_SUFFIXES, read_piano
 from ..errors import MoodgenError
+from ..generation.pieces import first_seconds
+from ..generation.render import note_count
 from ..generation.sidecar import read_sidecar
 
 log = logging.getLogger("moodgen")
@@ -130,3 +133,19 @@ def reference_set(cfg) -> PieceSet:
         options = ", ".join(REFERENCES)
         raise MoodgenError(f"unknown reference {cfg.reference!r}: use {options} or a folder of MIDI files")
     return from_folder(folder.name, folder.resolve(), cfg.max_pieces, cfg.seed)
+
+
+def as_long_as(reference: PieceSet, generated: PieceSet) -> PieceSet:
+    """The reference with each piece cut to its first N seconds, N the longest generated piece's length.
+
+    Note and pitch counts, pitch range and repeated bars grow with a piece's length: VGMIDI's test
+    phrases run about 100 s, the pieces 30 s, so whole phrases would differ from them by length alone.
+    A piece shorter than N, or silent for its first N seconds, stays whole. Exact for one tempo (VGMIDI's
+    phrases); else cut in proportion.
+    """
+    seconds = max(p.score.to("second").end() for p in generated.pieces)
+    cuts = [first_seconds(p.score, seconds) for p in reference.pieces]
+    pieces = [
+        dataclasses.replace(p, score=c) if note_count(c) else p for p, c in zip(reference.pieces, cuts, strict=True)
+    ]
+    return dataclasses.replace(reference, label=f"{reference.label}, first {seconds:.0f} s", pieces=pieces)

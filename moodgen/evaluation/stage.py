@@ -7,7 +7,7 @@ import logging
 from ..data import vgmidi
 from ..generation.bundle import from_context
 from .run import evaluate
-from .sets import from_files, from_folder
+from .sets import as_long_as, from_files, from_folder
 
 log = logging.getLogger("moodgen")
 
@@ -36,5 +36,6 @@ def evaluate_samples(ctx, samples):
     root = ctx.files.root
     generated = from_folder("samples", samples)
     reference = from_files("vgmidi_test", [p.path for p in vgmidi.load_phrases(root, "test")], root, 0, 0)
+    reference = as_long_as(reference, generated)  # like with like: the samples' length
     bundle = from_context(ctx)
     return evaluate(generated, reference, ctx.output_dir / "evaluation", bundle.judges, bundle.tokenizer)

@@ -43,13 +43,16 @@ class DurationStop:
 
 
 def to_score(tokenizer, ids: list[int], seconds: float | None, qpm: float | None = None) -> symusic.Score:
-    """Decode, write at `qpm` (None: the decoded tempo), and cut at `seconds`: notes starting later
-    are dropped, the rest end by then."""
+    """Decode, write at `qpm` (None: the decoded tempo), and cut at `seconds` (first_seconds)."""
     score = tokenizer.decode([ids])
     if qpm is not None:
         score.tempos = [symusic.Tempo(0, float(qpm))]
-    if seconds is None:
-        return score
+    return score if seconds is None else first_seconds(score, seconds)
+
+
+def first_seconds(score: symusic.Score, seconds: float) -> symusic.Score:
+    """The score's first `seconds` (at its one tempo): the notes that end by then (one that would sound on
+    past the cut is dropped, not shortened)."""
     in_seconds = score.to("second")
     end_tick = score.tpq * 2 * seconds  # fallback at 120 qpm
     if in_seconds.end() > 0:

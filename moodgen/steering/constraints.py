@@ -10,6 +10,9 @@ Each constraint is a switch of `steering=attributes` so its effect can be measur
 - tonic_bias: logits added to the pitches of the key's tonic triad, so the key is heard as the
   mood's (a natural minor scale holds the same pitch classes as its relative major: what tells
   them apart is which notes the music leans on).
+The key, tonic bias and register choose which pitch a note gets, never whether a note comes: the
+pitches' total probability is kept the LM's (`note_share_kept`, switch `keep_note_share`); only max_chord
+removes notes.
 Works on any tokenizer whose tokens are named Pitch_<p> / NoteOn_<p>, Velocity_<v>, and
 Bar / Position / TimeShift for the moves in time that start a new onset.
 """
@@ -85,8 +88,24 @@ class Constraints:
         """Logits [n, V] for the next token, given the token just fed [n]."""
         fed = fed.cpu()
         self.chord = torch.where(self.moves[fed], 0, self.chord + self.is_pitch[fed].long())
-        mask = self.base.clone()
-        if self.cfg.max_chord > 0:
-            full = self.chord >= self.cfg.max_chord
-            mask[full[:, None] & self.is_pitch[None]] = float("-inf")
-        return logits + mask.to(logits.device)
+        out = logits + self.base.to(logits.device)
+        ids = self.pitch_ids.to(logits.device)
+        if self.cfg.keep_note_share:
+            out[:, ids] += note_share_kept(logits[:, ids], out[:, ids])
+        if self.cfg.max_chord > 0:  # a full chord: no more notes at this onset (this one does change how many)
+            full = (self.chord >= self.cfg.max_chord).to(logits.device)
+            out[full[:, None] & self.is_pitch[None].to(logits.device)] = float("-inf")
+        return out
+
+
+def note_share_kept(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """[n, 1] logits to add to every pitch token so that the pitches' total probability is the LM's.
+
+    The key, tonic bias and register choose *which* pitch a note gets, not *whether* a note comes:
+    without this a tonic bias of 2 makes a pitch token e^2 times likelier than the LM's next move in
+    time, doubling the notes per onset and per beat (angry asked for 3.2 notes a beat and got 7), and a
+    register mask thins them out. A row whose pitches are all masked stays masked.
+    """
+    kept = torch.logsumexp(before, dim=1, keepdim=True)  # [n, 1] log P(a pitch), up to the shared normaliser
+    now = torch.logsumexp(after, dim=1, keepdim=True)
+    return torch.where(torch.isfinite(now), kept - now, torch.zeros_like(now))
