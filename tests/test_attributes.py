@@ -434,24 +434,31 @@ def test_a_moods_own_tonic_bias_wins_over_the_steerings(tokenizer):
         check_options(steering_cfg(moods={"calm": {"guidance": -2.0}}))
 
 
-def test_pitch_constraints_choose_which_pitch_not_whether_a_note_comes(tokenizer):
+@pytest.mark.parametrize("scale, temperature", [("bias", 1.0), ("mask", 1.0), ("bias", 0.5)])
+def test_pitch_constraints_choose_which_pitch_not_whether_a_note_comes(tokenizer, scale, temperature):
     """The key, tonic bias and register move probability among the pitches only: the chance that the
-    next token is a note at all stays the LM's (else a tonic bias doubles the notes per onset)."""
-    cfg = constraint_cfg(scale="bias", tonic_bias=3.0, register_range=True)
-    constraints = Constraints(tokenizer.vocab, len(tokenizer.vocab), cfg)
-    constraints.start(np.array([0, 7]), "major", np.array([0, 127]), np.array([[48, 72], [55, 80]]))
-    logits = torch.randn(2, len(tokenizer.vocab), generator=torch.Generator().manual_seed(0))
-    fed = torch.tensor([tokenizer.vocab["Bar_None"]] * 2)
-    before, after = logits.softmax(-1), constraints(fed, logits).softmax(-1)
+    next token is a note at all stays the LM's at the sampler's temperature (else a tonic bias doubles
+    the notes per onset); a row whose pitches are all masked stays without a pitch, never NaN."""
+    cfg = constraint_cfg(scale=scale, tonic_bias=3.0, register_range=True)
+    constraints = Constraints(tokenizer.vocab, len(tokenizer.vocab), cfg, temperature)
+    registers = np.array([[48, 72], [55, 80], [0, 5]])  # the last below the piano: no pitch left
+    constraints.start(np.array([0, 7, 0]), "major", np.array([0, 127]), registers)
+    logits = torch.randn(3, len(tokenizer.vocab), generator=torch.Generator().manual_seed(0))
+    fed = torch.tensor([tokenizer.vocab["Bar_None"]] * 3)
+    before, after = (logits / temperature).softmax(-1), (constraints(fed, logits) / temperature).softmax(-1)
     pitch = constraints.pitch_ids
-    assert torch.allclose(after[:, pitch].sum(1), before[:, pitch].sum(1), atol=1e-5)
+    assert torch.allclose(after[:2, pitch].sum(1), before[:2, pitch].sum(1), atol=1e-5)
     others = torch.ones(len(tokenizer.vocab), dtype=torch.bool)
     others[pitch] = False
-    assert torch.allclose(after[:, others], before[:, others], atol=1e-6)  # time, velocity, duration untouched
-    c, e = tokenizer.vocab["Pitch_60"], tokenizer.vocab["Pitch_62"]  # C on the triad, D off it: e^3 apart
-    ratio = (after[0, c] / after[0, e]) / (before[0, c] / before[0, e])
-    assert ratio.item() == pytest.approx(np.exp(3.0), rel=1e-4)
+    assert torch.allclose(after[:2, others], before[:2, others], atol=1e-6)  # time, velocity, duration untouched
+    c, e = tokenizer.vocab["Pitch_60"], tokenizer.vocab["Pitch_67"]  # C and G, both on the C major triad
+    assert (after[0, c] / after[0, e]).item() == pytest.approx((before[0, c] / before[0, e]).item(), rel=1e-4)
+    if scale == "bias":  # D, in the key but off the triad: e^3 / temperature below C
+        d = tokenizer.vocab["Pitch_62"]
+        ratio = (after[0, c] / after[0, d]) / (before[0, c] / before[0, d])
+        assert ratio.item() == pytest.approx(np.exp(3.0 / temperature), rel=1e-4)
     assert after[0, tokenizer.vocab["Pitch_40"]] == 0  # out of the first row's register
+    assert not after.isnan().any() and after[2, pitch].sum() == 0  # the row with no pitch left
 
 
 def test_a_tonic_bias_leaves_the_number_of_notes_per_onset_as_the_lm_writes_it(tokenizer, grammar_lm):

@@ -27,6 +27,7 @@ from moodgen.evaluation.yang_lerch import (
     overlap_area,
     piece_features,
 )
+from moodgen.generation.pieces import first_seconds
 
 from .conftest import compose_entry, error_line, make_midi, scale_piece
 
@@ -225,6 +226,18 @@ def test_the_reference_is_cut_to_the_generated_pieces_length():
     assert [n.pitch for n in cut.pieces[0].score.tracks[0].notes] == [60 + i % 5 for i in range(8)]
     assert cut.label == "ref, first 4 s" and len(cut.pieces[1].score.tracks[0].notes) == 1  # silent cut: whole
     assert len(reference.pieces[0].score.tracks[0].notes) == 20  # the reference itself is left as it was
+
+
+@pytest.mark.parametrize("tpq", [24, 480])
+def test_a_note_ending_at_the_cut_is_kept(tpq):
+    """The cut tick comes from float32 seconds (2879.9998 for 2880): truncating it dropped such a note."""
+    qpm = 100.5
+    for sixteenths in range(1, 100):
+        end = sixteenths * tpq // 4
+        score = score_of([(0, end, 60), (end, 100 * tpq, 62)], tpq)
+        score.tempos.append(symusic.Tempo(0, qpm))
+        cut = first_seconds(score, end / tpq * 60 / qpm)  # the first note's end
+        assert [n.pitch for n in cut.tracks[0].notes] == [60], (tpq, sixteenths)
 
 
 @pytest.mark.parametrize("reference", ["vgmidi_test", "vgmidi_unlabelled_test"])

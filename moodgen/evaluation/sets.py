@@ -140,7 +140,8 @@ def as_long_as(reference: PieceSet, generated: PieceSet) -> PieceSet:
 
     Note and pitch counts, pitch range and repeated bars grow with a piece's length: VGMIDI's test
     phrases run about 100 s, the pieces 30 s, so whole phrases would differ from them by length alone.
-    A piece shorter than N, or silent for its first N seconds, stays whole. Exact for one tempo (VGMIDI's
+    A piece shorter than N stays as it is, and so does one with no note ending within N seconds (silent
+    there, or one chord held across N): nothing would be left of it. Exact for one tempo (VGMIDI's
     phrases); else cut in proportion.
     """
     seconds = max(p.score.to("second").end() for p in generated.pieces)

@@ -57,7 +57,8 @@ def first_seconds(score: symusic.Score, seconds: float) -> symusic.Score:
     end_tick = score.tpq * 2 * seconds  # fallback at 120 qpm
     if in_seconds.end() > 0:
         end_tick = score.end() * seconds / in_seconds.end()
-    return score.clip(0, int(end_tick), clip_end=True)
+    # + 0.01: the seconds side is float32, so an exact tick can come out as 2879.9998
+    return score.clip(0, int(end_tick + 0.01), clip_end=True)
 
 
 def cut_ids(tokenizer, ids: list[int], seconds: float) -> list[int]:

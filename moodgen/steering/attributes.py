@@ -309,7 +309,7 @@ class AttributeSteering(Steering):
         tonic, condition = self.candidate_conditions(mood, n, job)
         own = cfg.moods[MOODS[mood]]  # the mood's file may set its own guidance and tonic bias
         guidance = cfg.guidance if own.guidance is None else own.guidance
-        constraints = Constraints(job.tokenizer.vocab, job.net.head.out_features, cfg)
+        constraints = Constraints(job.tokenizer.vocab, job.net.head.out_features, cfg, job.temperature)
         pitch = self.candidate_registers(mood, n, job)
         constraints.start(tonic, targets.scale[mood], targets.velocity[mood], pitch, own.tonic_bias)
         guided = Guided(self.attribute_net(job), torch.as_tensor(condition), guidance, constraints)

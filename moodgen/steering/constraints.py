@@ -40,8 +40,9 @@ def token_values(vocab: dict[str, int], prefixes: tuple[str, ...]) -> dict[int, 
 class Constraints:
     """Additive logit masks [n, V] for n rows, each with its own key and ranges; tracks chord sizes."""
 
-    def __init__(self, vocab: dict[str, int], size: int, cfg):
+    def __init__(self, vocab: dict[str, int], size: int, cfg, temperature: float = 1.0):
         self.size, self.cfg = size, cfg
+        self.temperature = max(float(temperature), 1e-5)  # the sampler's, applied after: the note share is kept at it
         self.pitch = token_values(vocab, ("Pitch_", "NoteOn_"))
         self.velocity = token_values(vocab, ("Velocity_",))
         self.pitch_ids = torch.tensor(sorted(self.pitch), dtype=torch.long)
@@ -91,7 +92,8 @@ class Constraints:
         out = logits + self.base.to(logits.device)
         ids = self.pitch_ids.to(logits.device)
         if self.cfg.keep_note_share:
-            out[:, ids] += note_share_kept(logits[:, ids], out[:, ids])
+            t = self.temperature
+            out[:, ids] += t * note_share_kept(logits[:, ids] / t, out[:, ids] / t)
         if self.cfg.max_chord > 0:  # a full chord: no more notes at this onset (this one does change how many)
             full = (self.chord >= self.cfg.max_chord).to(logits.device)
             out[full[:, None] & self.is_pitch[None].to(logits.device)] = float("-inf")
@@ -103,8 +105,10 @@ def note_share_kept(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
 
     The key, tonic bias and register choose *which* pitch a note gets, not *whether* a note comes:
     without this a tonic bias of 2 makes a pitch token e^2 times likelier than the LM's next move in
-    time, doubling the notes per onset and per beat (angry asked for 3.2 notes a beat and got 7), and a
-    register mask thins them out. A row whose pitches are all masked stays masked.
+    time, about doubling the notes per onset and per beat (angry asked for about 3.4 notes a beat and
+    got 7.3), and a register mask thins them out. Exact before top-p (applied later by the sampler) and
+    up to the other masks (a velocity mask acts where the LM writes a velocity, not a pitch). A row
+    whose pitches are all masked stays masked.
     """
     kept = torch.logsumexp(before, dim=1, keepdim=True)  # [n, 1] log P(a pitch), up to the shared normaliser
     now = torch.logsumexp(after, dim=1, keepdim=True)
