@@ -9,7 +9,7 @@ import pytest
 import symusic
 from omegaconf import OmegaConf
 
-from moodgen.bench.folds import fit_fold, judge_yardstick, piece_folds
+from moodgen.bench.folds import fit_fold, piece_folds
 from moodgen.bench.stats import paired_difference, wilson
 from moodgen.bench.views import CopyIndex, own_mood_closest
 from moodgen.config import ClassifierConfig
@@ -50,13 +50,25 @@ def test_paired_difference_uses_the_pairs():
     assert shuffled["high"] - shuffled["low"] > 0.3
 
 
-def test_judge_yardstick_is_per_mood():
-    class Constant:
-        def predict(self, x):
-            return np.ones(len(x), dtype=int)  # always calm
+def test_the_yardstick_is_each_judges_share_per_mood_averaged_over_folds():
+    """Fold 0 has two calm excerpts, fold 1 one: pooled, calm would be 2/3, not the folds' mean 1/2."""
+    from moodgen.bench.run import yardsticks
 
-    scores = judge_yardstick(Constant(), np.zeros((4, 1)), np.array([0, 1, 1, 3]))
-    assert scores == {"depressed": 0.0, "calm": 1.0, "happy": 0.0, "all": 0.5}
+    def row(fold, mood, hit, state_hit):
+        return {"fold": fold, "mood": mood, "hit": hit, "state_hit": state_hit}
+
+    real = [row(f, m, 0, 0) for f in (0, 1) for m in ("depressed", "angry")]
+    real += [row(0, "calm", 1, 0), row(0, "calm", 1, 0), row(0, "happy", 0, 1), row(1, "calm", 0, 1)]
+    real += [row(1, "happy", 1, 1), row(1, "happy", 1, 0)]
+    scores = yardsticks(real)
+    assert scores["accuracy"] == {
+        "all": pytest.approx(2 / 5),
+        "depressed": 0.0,
+        "calm": 0.5,
+        "angry": 0.0,
+        "happy": 0.5,
+    }
+    assert scores["state_accuracy"]["calm"] == 0.5 and scores["state_accuracy"]["happy"] == 0.75
 
 
 def test_both_judges_learn_only_from_the_other_fold_and_the_steering_only_from_its_own():
@@ -73,7 +85,8 @@ def test_both_judges_learn_only_from_the_other_fold_and_the_steering_only_from_i
     steer = folds == 0
     assert (models.probe.predict(x[steer]) == y[steer]).all()
     assert (models.ranker.predict(descriptors[steer]) == y[steer]).all()
-    assert models.yardstick["all"] == 0.0 and models.state_yardstick["all"] == 0.0  # judged by fold 1's reading
+    assert (models.judge.predict(descriptors[steer]) != y[steer]).all()  # it reads fold 0 as fold 1 writes
+    assert (models.state_judge.predict(x[steer]) != y[steer]).all()
     assert (models.judge.predict(descriptors[~steer]) == y[~steer]).all()
     assert (models.state_judge.predict(x[~steer]) == y[~steer]).all()
 

@@ -362,9 +362,13 @@ def test_attribute_steering_ranks_as_its_keep_says(model_store, monkeypatch):
 
 
 def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path):
+    import csv
+
     from mlflow.tracking import MlflowClient
 
+    from moodgen.bench.run import labelled_phrases, yardsticks
     from moodgen.benchmark import benchmark
+    from moodgen.generation.bundle import VGMIDI
 
     out = tmp_path / "bench"
     cfg = compose_entry(
@@ -386,7 +390,7 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     units = (out / "units.csv").read_text().splitlines()
     assert len(units) == 1 + 3 * 2 * 2 * 4 * 2  # header + methods x folds x seeds x moods x pieces
     summary = (out / "summary.md").read_text()
-    assert "real phrases (the judge, out of fold)" in summary and "| attributes | rerank |" in summary
+    assert "real phrases, first 3 s (the judge, out of fold)" in summary and "| attributes | rerank |" in summary
     assert "| *real phrases* |" in summary  # the musicality yardstick
     assert "Second judge, of another family" in summary and "state_hit" in units[0]
     client = MlflowClient(tracking_uri=f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}")
@@ -402,6 +406,16 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
         "bench/diff/rerank_vs_none/state_low",
     }
     assert second <= metrics.keys() and 0 <= metrics["bench/attributes/state_accuracy"] <= 1
+    with open(out / "real.csv") as f:  # the yardstick: real excerpts of the pieces' length, each judged once
+        real = [
+            {**r, "fold": int(r["fold"]), "hit": int(r["hit"]), "state_hit": int(r["state_hit"])}
+            for r in csv.DictReader(f)
+        ]
+    bundle = from_run(cfg, cfg.model_run, needs=[VGMIDI])
+    assert len(real) == len(labelled_phrases(bundle, Path(cfg.paths.cache_dir), cfg.duration).phrases)
+    assert all(float(r["seconds"]) <= 3.0 + 1e-6 for r in real) and {r["fold"] for r in real} == {0, 1}
+    assert metrics["bench/judge/accuracy"] == pytest.approx(yardsticks(real)["accuracy"]["all"])
+    assert metrics["bench/judge/calm/state_accuracy"] == pytest.approx(yardsticks(real)["state_accuracy"]["calm"])
     assert {"bench/attributes/overlap", "bench/attributes/calm/diversity", "bench/real/unique_4bar"} <= metrics.keys()
     assert 0 < metrics["bench/attributes/overlap"] <= 1 and metrics["bench/attributes/alive"] >= 0
     areas = [metrics[f"bench/attributes/overlap/{feature}"] for feature in FEATURES]  # each feature's, too

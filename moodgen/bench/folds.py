@@ -4,8 +4,8 @@ For fold f, everything a steering method learns from labelled music (the LM-stat
 rerank and the GA follow, the descriptor model that rank_by=descriptors follows, the L1 probe's
 sentiment neurons, the phrases the conditioned LM is
 fine-tuned on) comes from fold f; the hand-crafted judge that scores its pieces is fitted on the
-other fold only. The judge's accuracy on fold f's real phrases is the yardstick: what the judge
-makes of real music of each mood that it never saw.
+other fold only. The judge's accuracy on fold f's real phrases, cut to the pieces' length, is the
+yardstick (`moodgen.bench.run.judge_real`): what the judge makes of real music of each mood that it never saw.
 
 A second judge of another family, the LM-state probe fitted on the other fold (`state_judge`),
 scores the same pieces: a steering that ranks by descriptors shares the first judge's features,
@@ -47,15 +47,7 @@ class FoldModels:
     neurons: dict | None  # the L1 probe's sentiment neurons on steer_rows (final_cell features only)
     judge: object  # hand-crafted judge on judge_rows
     ranker: object  # a hand-crafted model like the judge's, on steer_rows: what rank_by=descriptors ranks by
-    yardstick: dict[str, float]  # the judge's accuracy on the steer_rows' real phrases, per mood and "all"
     state_judge: object  # LM-state probe on judge_rows: the second judge, of the probe's family
-    state_yardstick: dict[str, float]  # the second judge's accuracy on the steer_rows' real phrases
-
-
-def judge_yardstick(judge, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    predicted = judge.predict(x)
-    scores = {MOODS[m]: float((predicted[y == m] == m).mean()) for m in range(len(MOODS)) if (y == m).any()}
-    return {**scores, "all": float((predicted == y).mean())}
 
 
 def fit_fold(
@@ -78,7 +70,5 @@ def fit_fold(
         neurons = sentiment_neurons(l1, list(MOODS))
     judge = search(x_judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
     ranker = search(x_judge[steer], y[steer], cfg, seed, heads=cfg.heads).model
-    yardstick = judge_yardstick(judge, x_judge[steer], y[steer])
     state_judge = search(x_probe[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
-    state_yardstick = judge_yardstick(state_judge, x_probe[steer], y[steer])
-    return FoldModels(fold, steer, judge_rows, probe, neurons, judge, ranker, yardstick, state_judge, state_yardstick)
+    return FoldModels(fold, steer, judge_rows, probe, neurons, judge, ranker, state_judge)

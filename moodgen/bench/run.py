@@ -37,6 +37,7 @@ from .views import CopyIndex, distribution_confusion, own_mood_closest
 
 log = logging.getLogger("moodgen")
 HANDCRAFTED = "handcrafted"
+JUDGES = {"accuracy": "hit", "state_accuracy": "state_hit"}  # metric name -> row column: judge, second judge
 
 
 @dataclass
@@ -128,6 +129,52 @@ def fold_job(cfg, bundle: ModelBundle, models: FoldModels, labelled: LabelledPhr
     )
 
 
+def verdicts(job: GenerationJob, state_judge: Judges, scores: list[symusic.Score]) -> tuple[np.ndarray, np.ndarray]:
+    """Each score's mood index by the judge and by the second judge (-1: silent, no mood)."""
+    judged = predicted_moods(job.judges.judge_proba(scores))
+    state_judged = predicted_moods(state_judge.probe_proba([score_ids(job.tokenizer, s) for s in scores]))
+    return judged, state_judged
+
+
+def judge_real(job: GenerationJob, state_judge: Judges, scores: list[symusic.Score], moods: np.ndarray, fold: int):
+    """The yardstick's rows: real phrases the judges never saw, cut to the pieces' length and judged the way
+    the pieces are (a judge's accuracy on whole ~100 s phrases is not what it has on 30 s of music)."""
+    judged, state_judged = verdicts(job, state_judge, scores)
+    return [
+        {
+            "fold": fold,
+            "mood": MOODS[mood],
+            "judged": mood_name(int(got)),
+            "hit": int(got == mood),
+            "state_judged": mood_name(int(state_got)),
+            "state_hit": int(state_got == mood),
+            "seconds": round(float(score.to("second").end()), 3),
+        }
+        for score, mood, got, state_got in zip(scores, moods, judged, state_judged, strict=True)
+    ]
+
+
+def yardsticks(real: list[dict]) -> dict[str, dict[str, float]]:
+    """Each judge's accuracy on the real excerpts, per mood and "all": the mean over folds of each fold's."""
+    out = {}
+    for name, column in JUDGES.items():
+        per_fold = [
+            hit_shares([r for r in real if r["fold"] == fold], column) for fold in sorted({r["fold"] for r in real})
+        ]
+        out[name] = {k: float(np.mean([shares[k] for shares in per_fold if k in shares])) for k in ["all", *MOODS]}
+    return out
+
+
+def hit_shares(rows: list[dict], column: str) -> dict[str, float]:
+    """Share of rows with `column` set, per mood present and "all"."""
+    shares = {
+        m: float(np.mean([r[column] for r in rows if r["mood"] == m]))
+        for m in MOODS
+        if any(r["mood"] == m for r in rows)
+    }
+    return {**shares, "all": float(np.mean([r[column] for r in rows]))}
+
+
 def run_method(
     cfg, steering_cfg, job: GenerationJob, state_judge: Judges, fold: int, folder: Path, copies: CopyIndex
 ) -> tuple[list[dict], dict]:
@@ -141,8 +188,7 @@ def run_method(
             sequences = steering.generate(unit_job, mood, cfg.n)
             qpm = steering.qpm(mood, unit_job)
             scores = [to_score(job.tokenizer, ids, cfg.duration, qpm) for ids in sequences]
-            judged = predicted_moods(job.judges.judge_proba(scores))
-            state_judged = predicted_moods(state_judge.probe_proba([score_ids(job.tokenizer, s) for s in scores]))
+            judged, state_judged = verdicts(job, state_judge, scores)
             for i, (score, got, state_got) in enumerate(zip(scores, judged, state_judged, strict=True)):
                 sidecar = {"mood": MOODS[mood], "method": steering_cfg.name, "fold": fold, "seed": seed}
                 piece = write_piece(
@@ -168,9 +214,6 @@ def run_method(
                 )
                 scores_by_mood[mood].append(score)
     return rows, scores_by_mood
-
-
-JUDGES = {"accuracy": "hit", "state_accuracy": "state_hit"}  # metric name -> row column: judge, second judge
 
 
 def accuracy_rows(rows: list[dict], method: str) -> dict[str, float]:
@@ -236,15 +279,15 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
             memo["data"] = bundle.conditioning()
         return memo["data"]
 
-    rows, yardsticks, state_yardsticks, confusion = [], [], [], {m: [] for m in methods}
+    rows, real_verdicts, confusion = [], [], {m: [] for m in methods}
     musicality: dict[str, list[dict]] = {m: [] for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
     for fold in range(cfg.folds):
         models = fit_fold(fold, folds, x_probe, x_judge, labelled.moods, cfg.classifier, cfg.seed, x_cells)
-        yardsticks.append(models.yardstick)
-        state_yardsticks.append(models.state_yardstick)
         job = fold_job(cfg, bundle, models, labelled, conditioning if bundle.conditioning else None)
         state_judge = dataclasses.replace(job.judges, probe=models.state_judge)
+        excerpts = [labelled.scores[i] for i in models.steer_rows]
+        real_verdicts += judge_real(job, state_judge, excerpts, labelled.moods[models.steer_rows], fold)
         real = {m: [labelled.scores[i] for i in models.judge_rows if labelled.moods[i] == m] for m in range(4)}
         for steering_cfg in configs:
             begin = time.perf_counter()
@@ -256,9 +299,8 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
             musicality[steering_cfg.name].append(fold_musicality(generated, real, cfg.grid_points))
             log.info("benchmark fold %d, %s: %.1f s", fold, steering_cfg.name, time.perf_counter() - begin)
     real_rows = [piece_row(score) for score in labelled.scores]
-    yardstick = {"accuracy": yardsticks, "state_accuracy": state_yardsticks}
     return report(
-        cfg, rows, yardstick, confusion, musicality, real_rows, seconds, methods, out, time.perf_counter() - start
+        cfg, rows, real_verdicts, confusion, musicality, real_rows, seconds, methods, out, time.perf_counter() - start
     )
 
 
@@ -285,7 +327,7 @@ def musicality_metrics(rows: list[dict], folds: list[dict], method: str) -> dict
 
 
 def report(
-    cfg, rows, yardsticks, confusion, musicality, real_rows, seconds, methods, out: Path, total_seconds: float
+    cfg, rows, real_verdicts, confusion, musicality, real_rows, seconds, methods, out: Path, total_seconds: float
 ) -> dict:
     from .summary import write_summary
 
@@ -302,10 +344,7 @@ def report(
             out / f"distribution_{method}.csv",
         )
         confusion[method] = matrix
-    yardstick = {  # each judge's accuracy on the real phrases it did not learn from, per mood and "all"
-        name: {k: float(np.mean([y[k] for y in per_fold if k in y])) for k in ["all", *MOODS]}
-        for name, per_fold in yardsticks.items()
-    }
+    yardstick = yardsticks(real_verdicts)  # each judge on real excerpts it did not learn from
     for name, scores in yardstick.items():
         metrics |= {f"bench/judge/{k}/{name}" if k != "all" else f"bench/judge/{name}": v for k, v in scores.items()}
     paired = paired_rows(rows, methods)
@@ -315,5 +354,6 @@ def report(
     metrics["bench/seconds"] = total_seconds
     write_rows([{k: v for k, v in r.items() if k != "midi"} for r in rows], out / "units.csv")
     write_rows(paired, out / "paired.csv")
+    write_rows(real_verdicts, out / "real.csv")
     summary = write_summary(cfg, metrics, yardstick, paired, confusion, methods, out / "summary.md")
     return {"metrics": metrics, "summary": summary}

@@ -14,7 +14,9 @@ def interval(metrics: dict, prefix: str, judge: str = "accuracy") -> str:
     return f"{value:.2f} [{low:.2f}, {high:.2f}]"
 
 
-def accuracy_table(metrics: dict, yardstick: dict, methods: list[str], judge: str = "accuracy") -> list[str]:
+def accuracy_table(
+    metrics: dict, yardstick: dict, methods: list[str], seconds: float, judge: str = "accuracy"
+) -> list[str]:
     """Per method and mood, the share judged in the requested mood by `judge` (accuracy | state_accuracy)."""
     lines = [
         "| steering | " + " | ".join(MOODS) + " | all | silent |",
@@ -25,7 +27,8 @@ def accuracy_table(metrics: dict, yardstick: dict, methods: list[str], judge: st
         overall = interval(metrics, f"bench/{method}", judge)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {overall} | {metrics[f'bench/{method}/silent']:.2f} |")
     real = " | ".join(f"{yardstick[judge][m]:.2f}" for m in MOODS)
-    lines.append(f"| *real phrases (the judge, out of fold)* | {real} | {yardstick[judge]['all']:.2f} | |")
+    label = f"*real phrases, first {seconds:g} s (the judge, out of fold)*"
+    lines.append(f"| {label} | {real} | {yardstick[judge]['all']:.2f} | |")
     return lines
 
 
@@ -81,7 +84,7 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         "",
         "## Cross-fitted judge: share of pieces judged in the requested mood [Wilson 95 % CI]",
         "",
-        *accuracy_table(metrics, yardstick, methods),
+        *accuracy_table(metrics, yardstick, methods, cfg.duration),
         "",
         "## Paired by unit (fold, seed, mood): difference in accuracy",
         "",
@@ -92,7 +95,7 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         "A steering that ranks by descriptors shares the first judge's features; what it gains by this",
         "judge too is not that family's habit. This judge reads the notes only, never the tempo.",
         "",
-        *accuracy_table(metrics, yardstick, methods, "state_accuracy"),
+        *accuracy_table(metrics, yardstick, methods, cfg.duration, "state_accuracy"),
         "",
         *paired_table(paired, "state_accuracy"),
         "",
