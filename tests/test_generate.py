@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -99,6 +100,8 @@ def test_training_ends_with_steered_samples_and_their_accuracy(model_store):
     assert f"listen: {open_command(samples)}" in printed and sorted(samples.glob("*/*.mid"))
     report = model_store / "out" / "evaluation" / "report.html"
     assert f"evaluation report: {report}" in printed and report.is_file()
+    # ... against the test phrases cut to the samples' length (whole phrases run ~100 s)
+    assert re.search(r"vs vgmidi_test, first \d+ s", report.read_text())
 
 
 def compose_generate(root: Path, overrides: list[str]):
