@@ -369,6 +369,7 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
 
     from mlflow.tracking import MlflowClient
 
+    from moodgen.bench.folds import piece_folds
     from moodgen.bench.run import labelled_phrases, yardsticks
     from moodgen.benchmark import benchmark
     from moodgen.generation.bundle import VGMIDI
@@ -410,12 +411,11 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     }
     assert second <= metrics.keys() and 0 <= metrics["bench/attributes/state_accuracy"] <= 1
     with open(out / "real.csv") as f:  # the yardstick: real excerpts of the pieces' length, each judged once
-        real = [
-            {**r, "fold": int(r["fold"]), "hit": int(r["hit"]), "state_hit": int(r["state_hit"])}
-            for r in csv.DictReader(f)
-        ]
+        real = [{**r, **{k: int(r[k]) for k in ("fold", "hit", "state_hit", "notes")}} for r in csv.DictReader(f)]
     bundle = from_run(cfg, cfg.model_run, needs=[VGMIDI])
-    assert len(real) == len(labelled_phrases(bundle, Path(cfg.paths.cache_dir), cfg.duration).phrases)
+    phrases = labelled_phrases(bundle, Path(cfg.paths.cache_dir), cfg.duration).phrases
+    folds = piece_folds(phrases, cfg.folds, cfg.split_seed)  # each fold's excerpts judged by the other's judges
+    assert [sum(r["fold"] == f for r in real) for f in (0, 1)] == [int((folds == f).sum()) for f in (0, 1)]
     assert all(float(r["seconds"]) <= 3.0 + 1e-6 for r in real) and {r["fold"] for r in real} == {0, 1}
     assert metrics["bench/judge/accuracy"] == pytest.approx(yardsticks(real)["accuracy"]["all"])
     assert metrics["bench/judge/calm/state_accuracy"] == pytest.approx(yardsticks(real)["state_accuracy"]["calm"])

@@ -26,6 +26,7 @@ from ..data import vgmidi
 from ..errors import MoodgenError
 from ..generation.bundle import ModelBundle
 from ..generation.pieces import Judges, mood_name, predicted_moods, score_ids, to_score, write_piece
+from ..generation.render import note_count
 from ..moods import MOODS
 from ..steering import STEERING, make_steering
 from ..steering.base import GenerationJob, sampling_stream
@@ -136,7 +137,19 @@ def verdicts(job: GenerationJob, state_judge: Judges, scores: list[symusic.Score
     return judged, state_judged
 
 
-def judge_real(job: GenerationJob, state_judge: Judges, scores: list[symusic.Score], moods: np.ndarray, fold: int):
+def verdict_fields(mood: int, got: int, state_got: int) -> dict:
+    """A row's verdicts by both judges: the mood each heard and whether it is the requested (or labelled) one."""
+    return {
+        "judged": mood_name(int(got)),
+        "hit": int(got == mood),
+        "state_judged": mood_name(int(state_got)),
+        "state_hit": int(state_got == mood),
+    }
+
+
+def judge_real(
+    job: GenerationJob, state_judge: Judges, scores: list[symusic.Score], moods: np.ndarray, fold: int
+) -> list[dict]:
     """The yardstick's rows: real phrases the judges never saw, cut to the pieces' length and judged the way
     the pieces are (a judge's accuracy on whole ~100 s phrases is not what it has on 30 s of music)."""
     judged, state_judged = verdicts(job, state_judge, scores)
@@ -144,10 +157,8 @@ def judge_real(job: GenerationJob, state_judge: Judges, scores: list[symusic.Sco
         {
             "fold": fold,
             "mood": MOODS[mood],
-            "judged": mood_name(int(got)),
-            "hit": int(got == mood),
-            "state_judged": mood_name(int(state_got)),
-            "state_hit": int(state_got == mood),
+            **verdict_fields(mood, got, state_got),
+            "notes": note_count(score),
             "seconds": round(float(score.to("second").end()), 3),
         }
         for score, mood, got, state_got in zip(scores, moods, judged, state_judged, strict=True)
@@ -155,7 +166,12 @@ def judge_real(job: GenerationJob, state_judge: Judges, scores: list[symusic.Sco
 
 
 def yardsticks(real: list[dict]) -> dict[str, dict[str, float]]:
-    """Each judge's accuracy on the real excerpts, per mood and "all": the mean over folds of each fold's."""
+    """Each judge's accuracy on the real excerpts, per mood and "all": the mean over folds of each fold's.
+
+    An excerpt without notes (a phrase that opens with a rest or a note held past the cut) is left out:
+    its silence is the cut's, not music a judge failed to hear.
+    """
+    real = [r for r in real if r["notes"] > 0]
     out = {}
     for name, column in JUDGES.items():
         per_fold = [
@@ -201,10 +217,7 @@ def run_method(
                         "seed": seed,
                         "mood": MOODS[mood],
                         "index": i,
-                        "judged": mood_name(int(got)),
-                        "hit": int(got == mood),
-                        "state_judged": mood_name(int(state_got)),
-                        "state_hit": int(state_got == mood),
+                        **verdict_fields(mood, got, state_got),
                         "notes": piece["notes"],
                         "seconds": piece["seconds"],
                         "copied": copies.copied_share(score),
@@ -279,7 +292,7 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
             memo["data"] = bundle.conditioning()
         return memo["data"]
 
-    rows, real_verdicts, confusion = [], [], {m: [] for m in methods}
+    rows, real_excerpt_verdicts, confusion = [], [], {m: [] for m in methods}
     musicality: dict[str, list[dict]] = {m: [] for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
     for fold in range(cfg.folds):
@@ -287,7 +300,7 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
         job = fold_job(cfg, bundle, models, labelled, conditioning if bundle.conditioning else None)
         state_judge = dataclasses.replace(job.judges, probe=models.state_judge)
         excerpts = [labelled.scores[i] for i in models.steer_rows]
-        real_verdicts += judge_real(job, state_judge, excerpts, labelled.moods[models.steer_rows], fold)
+        real_excerpt_verdicts += judge_real(job, state_judge, excerpts, labelled.moods[models.steer_rows], fold)
         real = {m: [labelled.scores[i] for i in models.judge_rows if labelled.moods[i] == m] for m in range(4)}
         for steering_cfg in configs:
             begin = time.perf_counter()
@@ -300,7 +313,16 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
             log.info("benchmark fold %d, %s: %.1f s", fold, steering_cfg.name, time.perf_counter() - begin)
     real_rows = [piece_row(score) for score in labelled.scores]
     return report(
-        cfg, rows, real_verdicts, confusion, musicality, real_rows, seconds, methods, out, time.perf_counter() - start
+        cfg,
+        rows,
+        real_excerpt_verdicts,
+        confusion,
+        musicality,
+        real_rows,
+        seconds,
+        methods,
+        out,
+        time.perf_counter() - start,
     )
 
 
@@ -327,7 +349,16 @@ def musicality_metrics(rows: list[dict], folds: list[dict], method: str) -> dict
 
 
 def report(
-    cfg, rows, real_verdicts, confusion, musicality, real_rows, seconds, methods, out: Path, total_seconds: float
+    cfg,
+    rows,
+    real_excerpt_verdicts,
+    confusion,
+    musicality,
+    real_rows,
+    seconds,
+    methods,
+    out: Path,
+    total_seconds: float,
 ) -> dict:
     from .summary import write_summary
 
@@ -344,7 +375,7 @@ def report(
             out / f"distribution_{method}.csv",
         )
         confusion[method] = matrix
-    yardstick = yardsticks(real_verdicts)  # each judge on real excerpts it did not learn from
+    yardstick = yardsticks(real_excerpt_verdicts)  # each judge on real excerpts it did not learn from
     for name, scores in yardstick.items():
         metrics |= {f"bench/judge/{k}/{name}" if k != "all" else f"bench/judge/{name}": v for k, v in scores.items()}
     paired = paired_rows(rows, methods)
@@ -354,6 +385,6 @@ def report(
     metrics["bench/seconds"] = total_seconds
     write_rows([{k: v for k, v in r.items() if k != "midi"} for r in rows], out / "units.csv")
     write_rows(paired, out / "paired.csv")
-    write_rows(real_verdicts, out / "real.csv")
+    write_rows(real_excerpt_verdicts, out / "real.csv")
     summary = write_summary(cfg, metrics, yardstick, paired, confusion, methods, out / "summary.md")
     return {"metrics": metrics, "summary": summary}
