@@ -292,7 +292,7 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
             memo["data"] = bundle.conditioning()
         return memo["data"]
 
-    rows, real_excerpt_verdicts, confusion = [], [], {m: [] for m in methods}
+    rows, real_verdicts, confusion = [], [], {m: [] for m in methods}
     musicality: dict[str, list[dict]] = {m: [] for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
     for fold in range(cfg.folds):
@@ -300,7 +300,7 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
         job = fold_job(cfg, bundle, models, labelled, conditioning if bundle.conditioning else None)
         state_judge = dataclasses.replace(job.judges, probe=models.state_judge)
         excerpts = [labelled.scores[i] for i in models.steer_rows]
-        real_excerpt_verdicts += judge_real(job, state_judge, excerpts, labelled.moods[models.steer_rows], fold)
+        real_verdicts += judge_real(job, state_judge, excerpts, labelled.moods[models.steer_rows], fold)
         real = {m: [labelled.scores[i] for i in models.judge_rows if labelled.moods[i] == m] for m in range(4)}
         for steering_cfg in configs:
             begin = time.perf_counter()
@@ -313,16 +313,7 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
             log.info("benchmark fold %d, %s: %.1f s", fold, steering_cfg.name, time.perf_counter() - begin)
     real_rows = [piece_row(score) for score in labelled.scores]
     return report(
-        cfg,
-        rows,
-        real_excerpt_verdicts,
-        confusion,
-        musicality,
-        real_rows,
-        seconds,
-        methods,
-        out,
-        time.perf_counter() - start,
+        cfg, rows, real_verdicts, confusion, musicality, real_rows, seconds, methods, out, time.perf_counter() - start
     )
 
 
@@ -349,16 +340,7 @@ def musicality_metrics(rows: list[dict], folds: list[dict], method: str) -> dict
 
 
 def report(
-    cfg,
-    rows,
-    real_excerpt_verdicts,
-    confusion,
-    musicality,
-    real_rows,
-    seconds,
-    methods,
-    out: Path,
-    total_seconds: float,
+    cfg, rows, real_verdicts, confusion, musicality, real_rows, seconds, methods, out: Path, total_seconds: float
 ) -> dict:
     from .summary import write_summary
 
@@ -375,7 +357,7 @@ def report(
             out / f"distribution_{method}.csv",
         )
         confusion[method] = matrix
-    yardstick = yardsticks(real_excerpt_verdicts)  # each judge on real excerpts it did not learn from
+    yardstick = yardsticks(real_verdicts)  # each judge on real excerpts it did not learn from
     for name, scores in yardstick.items():
         metrics |= {f"bench/judge/{k}/{name}" if k != "all" else f"bench/judge/{name}": v for k, v in scores.items()}
     paired = paired_rows(rows, methods)
@@ -385,6 +367,6 @@ def report(
     metrics["bench/seconds"] = total_seconds
     write_rows([{k: v for k, v in r.items() if k != "midi"} for r in rows], out / "units.csv")
     write_rows(paired, out / "paired.csv")
-    write_rows(real_excerpt_verdicts, out / "real.csv")
+    write_rows(real_verdicts, out / "real.csv")
     summary = write_summary(cfg, metrics, yardstick, paired, confusion, methods, out / "summary.md")
     return {"metrics": metrics, "summary": summary}
