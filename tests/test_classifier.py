@@ -210,6 +210,29 @@ def test_fused_features_are_both_blocks_side_by_side(tiny_lm, tmp_path):
         phrase_features("fused", None, tokenizer, corpus)
 
 
+def test_one_lm_pass_caches_every_state_kind_of_a_corpus(tiny_lm, tmp_path):
+    """The training run probes several kinds of the same phrases (fused_mean_hidden, final_cell, the
+    steering probe): the first call's pass caches them all, so the next kinds cost no LM pass."""
+    from moodgen.classifier.features import FEATURES
+
+    tokenizer, net, _, corpus = tiny_lm
+    passes = []
+    hook = net.register_forward_hook(lambda *_: passes.append(1))
+    try:
+        cached = {
+            kind: phrase_features(kind, net, tokenizer, corpus, tmp_path) for kind in ("fused_mean_hidden", *FEATURES)
+        }
+        assert len(passes) == 1  # three phrases make one batch: one forward call per pass
+        fresh = {kind: phrase_features(kind, net, tokenizer, corpus) for kind in FEATURES}  # no cache: a pass each
+        assert len(passes) == 1 + len(FEATURES)
+    finally:
+        hook.remove()
+    for kind in FEATURES:
+        assert cached[kind] == pytest.approx(fresh[kind], abs=1e-6), kind
+    assert cached["fused_mean_hidden"][:, :16] == pytest.approx(fresh["mean_hidden"], abs=1e-6)
+    assert len(list((tmp_path / "features").iterdir())) == 1
+
+
 def test_tonal_descriptors_see_the_mode_not_the_key():
     import symusic
 

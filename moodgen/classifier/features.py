@@ -113,17 +113,22 @@ def one_thread():
 
 
 @torch.no_grad()
-def lm_features(net, corpus: Corpus, kind: str, batch_size: int = 32, max_tokens: int = 2048) -> np.ndarray:
-    """One row per corpus piece: [n_pieces, dim]. Pieces run right-padded in length-sorted batches."""
+def lm_features(
+    net, corpus: Corpus, kinds: tuple[str, ...] = FEATURES, batch_size: int = 32, max_tokens: int = 2048
+) -> dict[str, np.ndarray]:
+    """{kind: [n_pieces, dim]} for each of `kinds`, all from one LM pass over the corpus.
+
+    Pieces run right-padded in length-sorted batches.
+    """
     with one_thread():
-        return _lm_features(net, corpus, kind, batch_size, max_tokens)
+        return _lm_features(net, corpus, kinds, batch_size, max_tokens)
 
 
-def _lm_features(net, corpus: Corpus, kind: str, batch_size: int, max_tokens: int) -> np.ndarray:
+def _lm_features(net, corpus: Corpus, kinds: tuple, batch_size: int, max_tokens: int) -> dict[str, np.ndarray]:
     net.eval()
     lengths = np.diff(corpus.offsets).clip(max=max_tokens)
     order = np.argsort(lengths)  # similar lengths together: little padding
-    rows: dict[int, np.ndarray] = {}
+    rows: dict[str, dict[int, np.ndarray]] = {kind: {} for kind in kinds}
     for start in range(0, len(order), batch_size):
         index = order[start : start + batch_size]
         batch_lengths = torch.as_tensor(lengths[index])
@@ -131,10 +136,11 @@ def _lm_features(net, corpus: Corpus, kind: str, batch_size: int, max_tokens: in
         for row, i in enumerate(index):
             tokens[row, : lengths[i]] = torch.as_tensor(corpus.piece(i)[: lengths[i]])
         _, state, hidden = net(tokens, return_hidden=True, lengths=batch_lengths)
-        features = _select(kind, state, hidden, batch_lengths)  # [B, D]
-        for row, i in enumerate(index):
-            rows[int(i)] = features[row].numpy()
-    return np.stack([rows[i] for i in range(len(order))]).astype(np.float32)
+        for kind in kinds:
+            features = _select(kind, state, hidden, batch_lengths)  # [B, D]
+            for row, i in enumerate(index):
+                rows[kind][int(i)] = features[row].numpy()
+    return {kind: np.stack([got[i] for i in range(len(order))]).astype(np.float32) for kind, got in rows.items()}
 
 
 def _select(kind: str, state, hidden, lengths: torch.Tensor) -> torch.Tensor:
@@ -150,30 +156,32 @@ def _select(kind: str, state, hidden, lengths: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"unknown feature kind {kind!r}: use one of {', '.join(FEATURES)}")
 
 
-def cache_key(checkpoint_id: str, corpus: Corpus, kind: str) -> str:
-    """Features depend on the weights, the token ids and the kind: hash all three."""
-    digest = hashlib.sha256(f"{checkpoint_id}|{kind}".encode())
+def cache_key(checkpoint_id: str, corpus: Corpus) -> str:
+    """LM states depend on the weights and the token ids: hash both (one entry holds every kind)."""
+    digest = hashlib.sha256(f"{checkpoint_id}|states".encode())
     digest.update(corpus.ids.tobytes())
     digest.update(corpus.offsets.tobytes())
     return digest.hexdigest()[:24]
 
 
 def cached_lm_features(net, corpus: Corpus, kind: str, checkpoint_id: str, cache_dir: Path | None) -> np.ndarray:
-    """LM features, cached per weights, tokens and kind in a .npz (its CRC-32 catches flipped bytes); a
-    damaged cache file is named in a warning, deleted and rebuilt."""
+    """LM features, cached per weights and tokens in one .npz holding every kind (one LM pass fills it,
+    so a probe on another kind of the same phrases costs no second pass; its CRC-32 catches flipped
+    bytes); a damaged cache file is named in a warning, deleted and rebuilt."""
     if cache_dir is None:
-        return lm_features(net, corpus, kind)
-    path = Path(cache_dir) / "features" / f"{cache_key(checkpoint_id, corpus, kind)}.npz"
+        return lm_features(net, corpus, (kind,))[kind]
+    path = Path(cache_dir) / "features" / f"{cache_key(checkpoint_id, corpus)}.npz"
     rows = len(corpus.offsets) - 1
 
-    def load(entry: Path) -> np.ndarray:
+    def load(entry: Path) -> dict[str, np.ndarray]:
         with np.load(entry, allow_pickle=False) as data:
-            features = data["features"]
-        if features.ndim != 2 or features.shape[0] != rows:
-            raise ValueError(f"holds a {list(features.shape)} array, not {rows} rows")
-        return features
+            states = {name: data[name] for name in FEATURES}
+        for name, features in states.items():
+            if features.ndim != 2 or features.shape[0] != rows:
+                raise ValueError(f"holds a {list(features.shape)} {name} array, not {rows} rows")
+        return states
 
-    def save(features: np.ndarray, handle) -> None:
-        np.savez(handle, features=features)
+    def save(states: dict[str, np.ndarray], handle) -> None:
+        np.savez(handle, **states)
 
-    return cached(path, load, lambda: lm_features(net, corpus, kind), save)
+    return cached(path, load, lambda: lm_features(net, corpus), save)[kind]
