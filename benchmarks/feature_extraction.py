@@ -36,10 +36,10 @@ def main() -> None:
     corpus = encode_corpus(build_tokenizer(TokenizerConfig(name="remi")), [p.path for p in phrases])
     net = load_lm_checkpoint(args.checkpoint).net
     start = time.perf_counter()
-    batched = lm_features(net, corpus, args.features, batch_size=32)
+    batched = lm_features(net, corpus, (args.features,), batch_size=32)[args.features]
     batched_s = time.perf_counter() - start
     start = time.perf_counter()
-    single = lm_features(net, corpus, args.features, batch_size=1)
+    single = lm_features(net, corpus, (args.features,), batch_size=1)[args.features]
     single_s = time.perf_counter() - start
     print(f"phrases: {len(corpus.names)}  tokens: {corpus.n_tokens:,}  features: {args.features} {batched.shape}")
     print(f"max |batched - one at a time|: {np.abs(batched - single).max():.2e}")

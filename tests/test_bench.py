@@ -14,6 +14,7 @@ from moodgen.bench.stats import paired_difference, wilson
 from moodgen.bench.views import CopyIndex, own_mood_closest
 from moodgen.config import ClassifierConfig
 from moodgen.data.vgmidi import Phrase
+from moodgen.moods import MOODS
 
 from .conftest import error_line, make_midi, scale_piece
 
@@ -56,7 +57,7 @@ def test_the_yardstick_is_each_judges_share_per_mood_averaged_over_folds():
     from moodgen.bench.run import yardsticks
 
     def row(fold, mood, hit, state_hit, notes=12):
-        return {"fold": fold, "mood": mood, "hit": hit, "state_hit": state_hit, "notes": notes}
+        return {"fold": fold, "mood": mood, "hit": hit, "state_hit": state_hit, "judges_agree": 0, "notes": notes}
 
     real = [row(f, m, 0, 0) for f in (0, 1) for m in ("depressed", "angry")]
     real += [row(0, "calm", 1, 0), row(0, "calm", 1, 0), row(0, "happy", 0, 1), row(1, "calm", 0, 1)]
@@ -70,6 +71,28 @@ def test_the_yardstick_is_each_judges_share_per_mood_averaged_over_folds():
         "happy": 0.5,
     }
     assert scores["state_accuracy"]["calm"] == 0.5 and scores["state_accuracy"]["happy"] == 0.75
+
+
+def test_the_judges_agree_when_both_hear_one_mood_right_or_wrong_and_silence_is_no_agreement():
+    from moodgen.bench.run import AGREEMENT, accuracy_rows, verdict_fields, yardsticks
+
+    depressed, calm, angry, happy, silent = 0, 1, 2, 3, -1
+    assert verdict_fields(calm, calm, calm)[AGREEMENT] == 1
+    assert verdict_fields(calm, happy, happy)[AGREEMENT] == 1  # both wrong, the same way
+    assert verdict_fields(calm, calm, angry)[AGREEMENT] == 0
+    assert verdict_fields(calm, silent, silent)[AGREEMENT] == 0
+    verdicts = [(calm, calm, calm), (calm, happy, happy), (calm, calm, angry), (angry, angry, happy)]
+    verdicts += [(depressed, silent, silent), (happy, happy, happy)]
+    rows = [
+        {"method": "m", "fold": i % 2, "mood": MOODS[m], "notes": 9, **verdict_fields(m, got, state_got)}
+        for i, (m, got, state_got) in enumerate(verdicts)
+    ]
+    metrics = accuracy_rows(rows, "m")
+    assert metrics["bench/m/calm/judges_agree"] == pytest.approx(2 / 3) and metrics["bench/m/angry/judges_agree"] == 0
+    assert metrics["bench/m/depressed/judges_agree"] == 0 and metrics["bench/m/happy/judges_agree"] == 1
+    assert metrics["bench/m/judges_agree"] == 0.5 and metrics["bench/m/calm/accuracy"] == pytest.approx(2 / 3)
+    agree = yardsticks(rows)[AGREEMENT]  # on real excerpts: per fold (calm 1/2 and 1), then their mean
+    assert agree["calm"] == 0.75 and agree["angry"] == 0
 
 
 def test_both_judges_learn_only_from_the_other_fold_and_the_steering_only_from_its_own():

@@ -411,7 +411,10 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     }
     assert second <= metrics.keys() and 0 <= metrics["bench/attributes/state_accuracy"] <= 1
     with open(out / "real.csv") as f:  # the yardstick: real excerpts of the pieces' length, each judged once
-        real = [{**r, **{k: int(r[k]) for k in ("fold", "hit", "state_hit", "notes")}} for r in csv.DictReader(f)]
+        real = [
+            {**r, **{k: int(r[k]) for k in ("fold", "hit", "state_hit", "judges_agree", "notes")}}
+            for r in csv.DictReader(f)
+        ]
     bundle = from_run(cfg, cfg.model_run, needs=[VGMIDI])
     phrases = labelled_phrases(bundle, Path(cfg.paths.cache_dir), cfg.duration).phrases
     folds = piece_folds(phrases, cfg.folds, cfg.split_seed)  # each fold's excerpts judged by the other's judges
@@ -419,6 +422,12 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     assert all(float(r["seconds"]) <= 3.0 + 1e-6 for r in real) and {r["fold"] for r in real} == {0, 1}
     assert metrics["bench/judge/accuracy"] == pytest.approx(yardsticks(real)["accuracy"]["all"])
     assert metrics["bench/judge/calm/state_accuracy"] == pytest.approx(yardsticks(real)["state_accuracy"]["calm"])
+    assert metrics["bench/judge/judges_agree"] == pytest.approx(yardsticks(real)["judges_agree"]["all"])
+    with open(out / "units.csv") as f:  # the judges agree where both heard one mood (silence is no mood)
+        mine = [r for r in csv.DictReader(f) if r["method"] == "attributes"]
+    same = [r["judged"] == r["state_judged"] != "silent" for r in mine]
+    assert metrics["bench/attributes/judges_agree"] == pytest.approx(np.mean(same))
+    assert "The two judges agree" in summary and "| *real phrases, first 3 s* |" in summary
     assert {"bench/attributes/overlap", "bench/attributes/calm/diversity", "bench/real/unique_4bar"} <= metrics.keys()
     assert 0 < metrics["bench/attributes/overlap"] <= 1 and metrics["bench/attributes/alive"] >= 0
     areas = [metrics[f"bench/attributes/overlap/{feature}"] for feature in FEATURES]  # each feature's, too

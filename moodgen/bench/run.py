@@ -39,6 +39,8 @@ from .views import CopyIndex, distribution_confusion, own_mood_closest
 log = logging.getLogger("moodgen")
 HANDCRAFTED = "handcrafted"
 JUDGES = {"accuracy": "hit", "state_accuracy": "state_hit"}  # metric name -> row column: judge, second judge
+# metric name and row column: both judges heard the same mood (right or wrong), how far either can be trusted
+AGREEMENT = "judges_agree"
 
 
 @dataclass
@@ -144,6 +146,7 @@ def verdict_fields(mood: int, got: int, state_got: int) -> dict:
         "hit": int(got == mood),
         "state_judged": mood_name(int(state_got)),
         "state_hit": int(state_got == mood),
+        AGREEMENT: int(got == state_got and got >= 0),  # a silent piece is no mood either judge heard
     }
 
 
@@ -166,14 +169,15 @@ def judge_real(
 
 
 def yardsticks(real: list[dict]) -> dict[str, dict[str, float]]:
-    """Each judge's accuracy on the real excerpts, per mood and "all": the mean over folds of each fold's.
+    """Each judge's accuracy on the real excerpts, and the judges' agreement, per mood and "all": the mean
+    over folds of each fold's.
 
     An excerpt without notes (a phrase that opens with a rest or a note held past the cut) is left out:
     its silence is the cut's, not music a judge failed to hear.
     """
     real = [r for r in real if r["notes"] > 0]
     out = {}
-    for name, column in JUDGES.items():
+    for name, column in {**JUDGES, AGREEMENT: AGREEMENT}.items():
         per_fold = [
             hit_shares([r for r in real if r["fold"] == fold], column) for fold in sorted({r["fold"] for r in real})
         ]
@@ -231,7 +235,8 @@ def run_method(
 
 def accuracy_rows(rows: list[dict], method: str) -> dict[str, float]:
     """bench/<method>/... accuracy overall and per mood by each judge (`accuracy`: the hand-crafted
-    judge; `state_accuracy`: the LM-state one), with Wilson 95 % intervals, and the silent share."""
+    judge; `state_accuracy`: the LM-state one), with Wilson 95 % intervals; the judges' agreement; the
+    silent share."""
     mine = [r for r in rows if r["method"] == method]
     metrics = {f"bench/{method}/silent": float(np.mean([r["judged"] == "silent" for r in mine]))}
     for label, group in [("all", mine), *((m, [r for r in mine if r["mood"] == m]) for m in MOODS)]:
@@ -244,6 +249,7 @@ def accuracy_rows(rows: list[dict], method: str) -> dict[str, float]:
                 f"{prefix}/{name}_low": low,
                 f"{prefix}/{name}_high": high,
             }
+        metrics[f"{prefix}/{AGREEMENT}"] = float(np.mean([r[AGREEMENT] for r in group]))
     return metrics
 
 

@@ -32,6 +32,18 @@ def accuracy_table(
     return lines
 
 
+def agreement_table(metrics: dict, yardstick: dict, methods: list[str], seconds: float) -> list[str]:
+    """Per method and mood, the share of pieces both judges hear in the same mood, right or wrong."""
+    lines = ["| steering | " + " | ".join(MOODS) + " | all |", "|---|" + "---|" * (len(MOODS) + 1)]
+    for method in methods:
+        shares = [metrics[f"bench/{method}/{m}/judges_agree"] for m in MOODS] + [
+            metrics[f"bench/{method}/judges_agree"]
+        ]
+        lines.append(f"| {method} | " + " | ".join(f"{v:.2f}" for v in shares) + " |")
+    real = [f"{yardstick['judges_agree'][m]:.2f}" for m in (*MOODS, "all")]
+    return [*lines, f"| *real phrases, first {seconds:g} s* | " + " | ".join(real) + " |"]
+
+
 def paired_table(paired: list[dict], judge: str = "accuracy") -> list[str]:
     lines = ["| method | vs | accuracy difference [95 % CI] | units |", "|---|---|---|---|"]
     for p in (p for p in paired if p["judge"] == judge):
@@ -98,6 +110,14 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         *accuracy_table(metrics, yardstick, methods, cfg.duration, "state_accuracy"),
         "",
         *paired_table(paired, "state_accuracy"),
+        "",
+        "## The two judges agree: share of pieces both hear in the same mood, right or wrong",
+        "",
+        "The last row is how often the two judges agree on real music. Where they often disagree, a share judged",
+        "in the mood says about as much about the judge as about the music; a listening test (`moodgen.survey`)",
+        "is what settles it.",
+        "",
+        *agreement_table(metrics, yardstick, methods, cfg.duration),
         "",
         "## Distribution confusion: mean Yang & Lerch overlap with each mood's real phrases (judge folds)",
         "",
