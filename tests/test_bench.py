@@ -57,7 +57,8 @@ def test_the_yardstick_is_each_judges_share_per_mood_averaged_over_folds():
     from moodgen.bench.run import yardsticks
 
     def row(fold, mood, hit, state_hit, notes=12):
-        return {"fold": fold, "mood": mood, "hit": hit, "state_hit": state_hit, "judges_agree": 0, "notes": notes}
+        verdicts = {"hit": hit, "state_hit": state_hit, "panel_hit": hit, "judges_agree": 0}
+        return {"fold": fold, "mood": mood, **verdicts, "notes": notes}
 
     real = [row(f, m, 0, 0) for f in (0, 1) for m in ("depressed", "angry")]
     real += [row(0, "calm", 1, 0), row(0, "calm", 1, 0), row(0, "happy", 0, 1), row(1, "calm", 0, 1)]
@@ -77,14 +78,14 @@ def test_the_judges_agree_when_both_hear_one_mood_right_or_wrong_and_silence_is_
     from moodgen.bench.run import AGREEMENT, accuracy_rows, verdict_fields, yardsticks
 
     depressed, calm, angry, happy, silent = 0, 1, 2, 3, -1
-    assert verdict_fields(calm, calm, calm)[AGREEMENT] == 1
-    assert verdict_fields(calm, happy, happy)[AGREEMENT] == 1  # both wrong, the same way
-    assert verdict_fields(calm, calm, angry)[AGREEMENT] == 0
-    assert verdict_fields(calm, silent, silent)[AGREEMENT] == 0
+    assert verdict_fields(calm, (calm, calm, calm))[AGREEMENT] == 1
+    assert verdict_fields(calm, (happy, happy, happy))[AGREEMENT] == 1  # both wrong, the same way
+    assert verdict_fields(calm, (calm, angry, calm))[AGREEMENT] == 0
+    assert verdict_fields(calm, (silent, silent, silent))[AGREEMENT] == 0
     verdicts = [(calm, calm, calm), (calm, happy, happy), (calm, calm, angry), (angry, angry, happy)]
     verdicts += [(depressed, silent, silent), (happy, happy, happy)]
     rows = [
-        {"method": "m", "fold": i % 2, "mood": MOODS[m], "notes": 9, **verdict_fields(m, got, state_got)}
+        {"method": "m", "fold": i % 2, "mood": MOODS[m], "notes": 9, **verdict_fields(m, (got, state_got, got))}
         for i, (m, got, state_got) in enumerate(verdicts)
     ]
     metrics = accuracy_rows(rows, "m")
@@ -93,6 +94,18 @@ def test_the_judges_agree_when_both_hear_one_mood_right_or_wrong_and_silence_is_
     assert metrics["bench/m/judges_agree"] == 0.5 and metrics["bench/m/calm/accuracy"] == pytest.approx(2 / 3)
     agree = yardsticks(rows)[AGREEMENT]  # on real excerpts: per fold (calm 1/2 and 1), then their mean
     assert agree["calm"] == 0.75 and agree["angry"] == 0
+
+
+def test_the_panel_hears_the_mood_of_both_judges_mean_probabilities_not_a_vote():
+    from moodgen.bench.run import panel_moods, verdict_fields
+
+    judge = np.array([[0.40, 0.35, 0.25, 0.00], [0.10, 0.70, 0.10, 0.10], [np.nan] * 4])
+    second = np.array([[0.00, 0.35, 0.25, 0.40], [0.50, 0.00, 0.20, 0.30], [np.nan] * 4])
+    # first piece: depressed to one judge, happy to the other, calm second to both: the panel hears calm;
+    # second: calm 0.35 against depressed 0.30; third: silent, no mood
+    assert panel_moods(judge, second).tolist() == [1, 1, -1]
+    fields = verdict_fields(1, (0, 3, 1))
+    assert fields["panel_judged"] == "calm" and fields["panel_hit"] == 1 and fields["hit"] == 0
 
 
 def test_both_judges_learn_only_from_the_other_fold_and_the_steering_only_from_its_own():

@@ -412,7 +412,7 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     assert second <= metrics.keys() and 0 <= metrics["bench/attributes/state_accuracy"] <= 1
     with open(out / "real.csv") as f:  # the yardstick: real excerpts of the pieces' length, each judged once
         real = [
-            {**r, **{k: int(r[k]) for k in ("fold", "hit", "state_hit", "judges_agree", "notes")}}
+            {**r, **{k: int(r[k]) for k in ("fold", "hit", "state_hit", "panel_hit", "judges_agree", "notes")}}
             for r in csv.DictReader(f)
         ]
     bundle = from_run(cfg, cfg.model_run, needs=[VGMIDI])
@@ -423,11 +423,14 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     assert metrics["bench/judge/accuracy"] == pytest.approx(yardsticks(real)["accuracy"]["all"])
     assert metrics["bench/judge/calm/state_accuracy"] == pytest.approx(yardsticks(real)["state_accuracy"]["calm"])
     assert metrics["bench/judge/judges_agree"] == pytest.approx(yardsticks(real)["judges_agree"]["all"])
+    assert metrics["bench/judge/happy/panel_accuracy"] == pytest.approx(yardsticks(real)["panel_accuracy"]["happy"])
+    assert {"bench/attributes/calm/panel_accuracy", "bench/diff/rerank_vs_none/panel_low"} <= metrics.keys()
     with open(out / "units.csv") as f:  # the judges agree where both heard one mood (silence is no mood)
         mine = [r for r in csv.DictReader(f) if r["method"] == "attributes"]
     same = [r["judged"] == r["state_judged"] != "silent" for r in mine]
     assert metrics["bench/attributes/judges_agree"] == pytest.approx(np.mean(same))
     assert "The two judges agree" in summary and "| *real phrases, first 3 s* |" in summary
+    assert "Both judges as one panel" in summary and "panel_hit" in units[0]
     assert {"bench/attributes/overlap", "bench/attributes/calm/diversity", "bench/real/unique_4bar"} <= metrics.keys()
     assert 0 < metrics["bench/attributes/overlap"] <= 1 and metrics["bench/attributes/alive"] >= 0
     areas = [metrics[f"bench/attributes/overlap/{feature}"] for feature in FEATURES]  # each feature's, too

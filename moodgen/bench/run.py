@@ -38,7 +38,8 @@ from .views import CopyIndex, distribution_confusion, own_mood_closest
 
 log = logging.getLogger("moodgen")
 HANDCRAFTED = "handcrafted"
-JUDGES = {"accuracy": "hit", "state_accuracy": "state_hit"}  # metric name -> row column: judge, second judge
+# metric name -> row column, in the order of `verdicts`' columns: the judge, the second judge, both as one panel
+JUDGES = {"accuracy": "hit", "state_accuracy": "state_hit", "panel_accuracy": "panel_hit"}
 # metric name and row column: both judges heard the same mood (right or wrong), how far either can be trusted
 AGREEMENT = "judges_agree"
 
@@ -132,20 +133,30 @@ def fold_job(cfg, bundle: ModelBundle, models: FoldModels, labelled: LabelledPhr
     )
 
 
-def verdicts(job: GenerationJob, state_judge: Judges, scores: list[symusic.Score]) -> tuple[np.ndarray, np.ndarray]:
-    """Each score's mood index by the judge and by the second judge (-1: silent, no mood)."""
-    judged = predicted_moods(job.judges.judge_proba(scores))
-    state_judged = predicted_moods(state_judge.probe_proba([score_ids(job.tokenizer, s) for s in scores]))
-    return judged, state_judged
+def verdicts(job: GenerationJob, state_judge: Judges, scores: list[symusic.Score]) -> np.ndarray:
+    """[n, 3] each score's mood index by the judge, the second judge and the panel (-1: silent, no mood)."""
+    proba = job.judges.judge_proba(scores)
+    state_proba = state_judge.probe_proba([score_ids(job.tokenizer, s) for s in scores])
+    return np.stack([predicted_moods(proba), predicted_moods(state_proba), panel_moods(proba, state_proba)], axis=1)
 
 
-def verdict_fields(mood: int, got: int, state_got: int) -> dict:
-    """A row's verdicts by both judges: the mood each heard and whether it is the requested (or labelled) one."""
+def panel_moods(proba: np.ndarray, state_proba: np.ndarray) -> np.ndarray:
+    """The two judges as one: the mood of their mean probabilities, which may be neither's first choice
+    (a calm second to each judge's different first); -1 where a piece is silent."""
+    return predicted_moods((np.asarray(proba, dtype=float) + np.asarray(state_proba, dtype=float)) / 2)
+
+
+def verdict_fields(mood: int, heard) -> dict:
+    """A row's verdicts (one `verdicts` row): the mood each judge heard and whether it is the requested
+    (or labelled) one, and whether the two judges heard the same mood."""
+    got, state_got, panel_got = (int(h) for h in heard)
     return {
-        "judged": mood_name(int(got)),
+        "judged": mood_name(got),
         "hit": int(got == mood),
-        "state_judged": mood_name(int(state_got)),
+        "state_judged": mood_name(state_got),
         "state_hit": int(state_got == mood),
+        "panel_judged": mood_name(panel_got),
+        "panel_hit": int(panel_got == mood),
         AGREEMENT: int(got == state_got and got >= 0),  # a silent piece is no mood either judge heard
     }
 
@@ -155,16 +166,15 @@ def judge_real(
 ) -> list[dict]:
     """The yardstick's rows: real phrases the judges never saw, cut to the pieces' length and judged the way
     the pieces are (a judge's accuracy on whole ~100 s phrases is not what it has on 30 s of music)."""
-    judged, state_judged = verdicts(job, state_judge, scores)
     return [
         {
             "fold": fold,
             "mood": MOODS[mood],
-            **verdict_fields(mood, got, state_got),
+            **verdict_fields(mood, heard),
             "notes": note_count(score),
             "seconds": round(float(score.to("second").end()), 3),
         }
-        for score, mood, got, state_got in zip(scores, moods, judged, state_judged, strict=True)
+        for score, mood, heard in zip(scores, moods, verdicts(job, state_judge, scores), strict=True)
     ]
 
 
@@ -208,8 +218,7 @@ def run_method(
             sequences = steering.generate(unit_job, mood, cfg.n)
             qpm = steering.qpm(mood, unit_job)
             scores = [to_score(job.tokenizer, ids, cfg.duration, qpm) for ids in sequences]
-            judged, state_judged = verdicts(job, state_judge, scores)
-            for i, (score, got, state_got) in enumerate(zip(scores, judged, state_judged, strict=True)):
+            for i, (score, heard) in enumerate(zip(scores, verdicts(job, state_judge, scores), strict=True)):
                 sidecar = {"mood": MOODS[mood], "method": steering_cfg.name, "fold": fold, "seed": seed}
                 piece = write_piece(
                     folder / f"fold{fold}" / f"seed{seed}", f"{MOODS[mood]}_{i}", score, sidecar, wav=False, png=False
@@ -221,7 +230,7 @@ def run_method(
                         "seed": seed,
                         "mood": MOODS[mood],
                         "index": i,
-                        **verdict_fields(mood, got, state_got),
+                        **verdict_fields(mood, heard),
                         "notes": piece["notes"],
                         "seconds": piece["seconds"],
                         "copied": copies.copied_share(score),
@@ -367,8 +376,10 @@ def report(
     for name, scores in yardstick.items():
         metrics |= {f"bench/judge/{k}/{name}" if k != "all" else f"bench/judge/{name}": v for k, v in scores.items()}
     paired = paired_rows(rows, methods)
-    for p in paired:  # bench/diff/<a>_vs_<b>/{accuracy,low,high}; the second judge's with a state_ prefix
-        prefix = f"bench/diff/{p['method']}_vs_{p['baseline']}/" + ("" if p["judge"] == "accuracy" else "state_")
+    for (
+        p
+    ) in paired:  # bench/diff/<a>_vs_<b>/{accuracy,low,high}; the second judge's and panel's prefixed state_, panel_
+        prefix = f"bench/diff/{p['method']}_vs_{p['baseline']}/" + p["judge"].removesuffix("accuracy")
         metrics |= {f"{prefix}accuracy": p["diff"], f"{prefix}low": p["low"], f"{prefix}high": p["high"]}
     metrics["bench/seconds"] = total_seconds
     write_rows([{k: v for k, v in r.items() if k != "midi"} for r in rows], out / "units.csv")

@@ -17,7 +17,8 @@ def interval(metrics: dict, prefix: str, judge: str = "accuracy") -> str:
 def accuracy_table(
     metrics: dict, yardstick: dict, methods: list[str], seconds: float, judge: str = "accuracy"
 ) -> list[str]:
-    """Per method and mood, the share judged in the requested mood by `judge` (accuracy | state_accuracy)."""
+    """Per method and mood, the share judged in the requested mood by `judge` (accuracy | state_accuracy |
+    panel_accuracy)."""
     lines = [
         "| steering | " + " | ".join(MOODS) + " | all | silent |",
         "|---|" + "---|" * (len(MOODS) + 2),
@@ -110,6 +111,15 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         *accuracy_table(metrics, yardstick, methods, cfg.duration, "state_accuracy"),
         "",
         *paired_table(paired, "state_accuracy"),
+        "",
+        "## Both judges as one panel: the mood of their mean probabilities",
+        "",
+        "Both families weigh in on every piece, so a share the panel hears is not one family's habit; its",
+        "yardstick row, beside the two judges', says whether averaging them judges real music better.",
+        "",
+        *accuracy_table(metrics, yardstick, methods, cfg.duration, "panel_accuracy"),
+        "",
+        *paired_table(paired, "panel_accuracy"),
         "",
         "## The two judges agree: share of pieces both hear in the same mood, right or wrong",
         "",
