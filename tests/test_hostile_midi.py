@@ -373,9 +373,12 @@ def damage(path: Path, how: str) -> None:
     if how == "truncated":
         path.write_bytes(bytes(data[: len(data) // 2]))
     elif how == "inconsistent":  # a well-formed file whose arrays do not fit the entry
+        from moodgen.classifier.features import FEATURES
+
         with path.open("wb") as handle:
             meta = json.dumps({"names": ["x.mid"], "skipped": []})
-            np.savez(handle, ids=np.full(3, 10**6), offsets=np.array([0, 5]), features=np.zeros((1, 2)), meta=meta)
+            states = {kind: np.zeros((1, 2)) for kind in FEATURES}  # every LM-state kind, one row too few
+            np.savez(handle, ids=np.full(3, 10**6), offsets=np.array([0, 5]), meta=meta, **states)
     elif how == "flipped":
         middle = len(data) // 3  # inside the stored arrays: the zip's CRC-32 no longer matches
         data[middle : middle + 4] = bytes(b ^ 0xFF for b in data[middle : middle + 4])
@@ -420,4 +423,5 @@ def test_a_damaged_lm_feature_cache_is_named_deleted_and_rebuilt(tmp_path, token
         rebuilt = phrase_features("final_cell", net, tokenizer, corpus, tmp_path / "cache")
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and str(entry) in warnings[0]
+    assert how != "inconsistent" or "not 3 rows" in warnings[0]  # the entry's own check, not a missing name
     assert np.array_equal(rebuilt, clean) and entry.exists()

@@ -42,6 +42,7 @@ HANDCRAFTED = "handcrafted"
 JUDGES = {"accuracy": "hit", "state_accuracy": "state_hit", "panel_accuracy": "panel_hit"}
 # metric name and row column: both judges heard the same mood (right or wrong), how far either can be trusted
 AGREEMENT = "judges_agree"
+SHARES = {**JUDGES, AGREEMENT: AGREEMENT}  # every share reported per method and mood, and on the real excerpts
 
 
 @dataclass
@@ -149,16 +150,13 @@ def panel_moods(proba: np.ndarray, state_proba: np.ndarray) -> np.ndarray:
 def verdict_fields(mood: int, heard) -> dict:
     """A row's verdicts (one `verdicts` row): the mood each judge heard and whether it is the requested
     (or labelled) one, and whether the two judges heard the same mood."""
-    got, state_got, panel_got = (int(h) for h in heard)
-    return {
-        "judged": mood_name(got),
-        "hit": int(got == mood),
-        "state_judged": mood_name(state_got),
-        "state_hit": int(state_got == mood),
-        "panel_judged": mood_name(panel_got),
-        "panel_hit": int(panel_got == mood),
-        AGREEMENT: int(got == state_got and got >= 0),  # a silent piece is no mood either judge heard
-    }
+    fields = {}
+    for column, got in zip(
+        JUDGES.values(), (int(h) for h in heard), strict=True
+    ):  # judged + hit, state_judged + state_hit, ...
+        fields |= {f"{column.removesuffix('hit')}judged": mood_name(got), column: int(got == mood)}
+    got, state_got = int(heard[0]), int(heard[1])
+    return fields | {AGREEMENT: int(got == state_got and got >= 0)}  # a silent piece is no mood either judge heard
 
 
 def judge_real(
@@ -187,7 +185,7 @@ def yardsticks(real: list[dict]) -> dict[str, dict[str, float]]:
     """
     real = [r for r in real if r["notes"] > 0]
     out = {}
-    for name, column in {**JUDGES, AGREEMENT: AGREEMENT}.items():
+    for name, column in SHARES.items():
         per_fold = [
             hit_shares([r for r in real if r["fold"] == fold], column) for fold in sorted({r["fold"] for r in real})
         ]
@@ -243,14 +241,14 @@ def run_method(
 
 
 def accuracy_rows(rows: list[dict], method: str) -> dict[str, float]:
-    """bench/<method>/... accuracy overall and per mood by each judge (`accuracy`: the hand-crafted
-    judge; `state_accuracy`: the LM-state one), with Wilson 95 % intervals; the judges' agreement; the
-    silent share."""
+    """bench/<method>/... overall and per mood, with Wilson 95 % intervals: each judge's accuracy
+    (`accuracy`: the hand-crafted judge; `state_accuracy`: the LM-state one; `panel_accuracy`: both as
+    one) and the judges' agreement (`judges_agree`); and the silent share."""
     mine = [r for r in rows if r["method"] == method]
     metrics = {f"bench/{method}/silent": float(np.mean([r["judged"] == "silent" for r in mine]))}
     for label, group in [("all", mine), *((m, [r for r in mine if r["mood"] == m]) for m in MOODS)]:
         prefix = f"bench/{method}" if label == "all" else f"bench/{method}/{label}"
-        for name, column in JUDGES.items():
+        for name, column in SHARES.items():
             hits = sum(r[column] for r in group)
             low, high = wilson(hits, len(group))
             metrics |= {
@@ -258,7 +256,6 @@ def accuracy_rows(rows: list[dict], method: str) -> dict[str, float]:
                 f"{prefix}/{name}_low": low,
                 f"{prefix}/{name}_high": high,
             }
-        metrics[f"{prefix}/{AGREEMENT}"] = float(np.mean([r[AGREEMENT] for r in group]))
     return metrics
 
 
@@ -376,9 +373,8 @@ def report(
     for name, scores in yardstick.items():
         metrics |= {f"bench/judge/{k}/{name}" if k != "all" else f"bench/judge/{name}": v for k, v in scores.items()}
     paired = paired_rows(rows, methods)
-    for (
-        p
-    ) in paired:  # bench/diff/<a>_vs_<b>/{accuracy,low,high}; the second judge's and panel's prefixed state_, panel_
+    # bench/diff/<a>_vs_<b>/{accuracy,low,high}; the second judge's and the panel's prefixed state_, panel_
+    for p in paired:
         prefix = f"bench/diff/{p['method']}_vs_{p['baseline']}/" + p["judge"].removesuffix("accuracy")
         metrics |= {f"{prefix}accuracy": p["diff"], f"{prefix}low": p["low"], f"{prefix}high": p["high"]}
     metrics["bench/seconds"] = total_seconds

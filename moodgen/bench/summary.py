@@ -1,4 +1,6 @@
-"""The benchmark's summary.md: the three views per method, the yardstick, and the paired differences."""
+"""The benchmark's summary.md: per method, each judge's share (the judge, the second judge, both as a panel)
+beside its yardstick on real excerpts, the paired differences, the judges' agreement, the distribution
+confusion, musicality and copying."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ def accuracy_table(
     metrics: dict, yardstick: dict, methods: list[str], seconds: float, judge: str = "accuracy"
 ) -> list[str]:
     """Per method and mood, the share judged in the requested mood by `judge` (accuracy | state_accuracy |
-    panel_accuracy)."""
+    panel_accuracy), or the share both judges hear in one mood (judges_agree)."""
     lines = [
         "| steering | " + " | ".join(MOODS) + " | all | silent |",
         "|---|" + "---|" * (len(MOODS) + 2),
@@ -28,21 +30,9 @@ def accuracy_table(
         overall = interval(metrics, f"bench/{method}", judge)
         lines.append(f"| {method} | " + " | ".join(cells) + f" | {overall} | {metrics[f'bench/{method}/silent']:.2f} |")
     real = " | ".join(f"{yardstick[judge][m]:.2f}" for m in MOODS)
-    label = f"*real phrases, first {seconds:g} s (the judge, out of fold)*"
+    label = f"*real phrases, first {seconds:g} s (judged out of fold)*"
     lines.append(f"| {label} | {real} | {yardstick[judge]['all']:.2f} | |")
     return lines
-
-
-def agreement_table(metrics: dict, yardstick: dict, methods: list[str], seconds: float) -> list[str]:
-    """Per method and mood, the share of pieces both judges hear in the same mood, right or wrong."""
-    lines = ["| steering | " + " | ".join(MOODS) + " | all |", "|---|" + "---|" * (len(MOODS) + 1)]
-    for method in methods:
-        shares = [metrics[f"bench/{method}/{m}/judges_agree"] for m in MOODS] + [
-            metrics[f"bench/{method}/judges_agree"]
-        ]
-        lines.append(f"| {method} | " + " | ".join(f"{v:.2f}" for v in shares) + " |")
-    real = [f"{yardstick['judges_agree'][m]:.2f}" for m in (*MOODS, "all")]
-    return [*lines, f"| *real phrases, first {seconds:g} s* | " + " | ".join(real) + " |"]
 
 
 def paired_table(paired: list[dict], judge: str = "accuracy") -> list[str]:
@@ -114,7 +104,7 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         "",
         "## Both judges as one panel: the mood of their mean probabilities",
         "",
-        "Both families weigh in on every piece, so a share the panel hears is not one family's habit; its",
+        "The panel weighs both families on every piece (a confident judge can still outweigh the other); its",
         "yardstick row, beside the two judges', says whether averaging them judges real music better.",
         "",
         *accuracy_table(metrics, yardstick, methods, cfg.duration, "panel_accuracy"),
@@ -127,7 +117,7 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         "in the mood says about as much about the judge as about the music; a listening test (`moodgen.survey`)",
         "is what settles it.",
         "",
-        *agreement_table(metrics, yardstick, methods, cfg.duration),
+        *accuracy_table(metrics, yardstick, methods, cfg.duration, "judges_agree"),
         "",
         "## Distribution confusion: mean Yang & Lerch overlap with each mood's real phrases (judge folds)",
         "",

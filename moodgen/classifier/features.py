@@ -116,10 +116,12 @@ def one_thread():
 def lm_features(
     net, corpus: Corpus, kinds: tuple[str, ...] = FEATURES, batch_size: int = 32, max_tokens: int = 2048
 ) -> dict[str, np.ndarray]:
-    """{kind: [n_pieces, dim]} for each of `kinds`, all from one LM pass over the corpus.
+    """{kind: [n_pieces, dim]} for each of `kinds` (one name alone is one kind), all from one LM pass over
+    the corpus.
 
     Pieces run right-padded in length-sorted batches.
     """
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     with one_thread():
         return _lm_features(net, corpus, kinds, batch_size, max_tokens)
 
@@ -157,8 +159,9 @@ def _select(kind: str, state, hidden, lengths: torch.Tensor) -> torch.Tensor:
 
 
 def cache_key(checkpoint_id: str, corpus: Corpus) -> str:
-    """LM states depend on the weights and the token ids: hash both (one entry holds every kind)."""
-    digest = hashlib.sha256(f"{checkpoint_id}|states".encode())
+    """LM states depend on the weights and the token ids: hash both, and the kinds one entry holds (a kind
+    added later makes new entries, not entries that look damaged)."""
+    digest = hashlib.sha256(f"{checkpoint_id}|{','.join(FEATURES)}".encode())
     digest.update(corpus.ids.tobytes())
     digest.update(corpus.offsets.tobytes())
     return digest.hexdigest()[:24]
