@@ -150,10 +150,8 @@ def panel_moods(proba: np.ndarray, state_proba: np.ndarray) -> np.ndarray:
 def verdict_fields(mood: int, heard) -> dict:
     """A row's verdicts (one `verdicts` row): the mood each judge heard and whether it is the requested
     (or labelled) one, and whether the two judges heard the same mood."""
-    fields = {}
-    for column, got in zip(
-        JUDGES.values(), (int(h) for h in heard), strict=True
-    ):  # judged + hit, state_judged + state_hit, ...
+    fields = {}  # judged + hit, state_judged + state_hit, panel_judged + panel_hit
+    for column, got in zip(JUDGES.values(), (int(h) for h in heard), strict=True):
         fields |= {f"{column.removesuffix('hit')}judged": mood_name(got), column: int(got == mood)}
     got, state_got = int(heard[0]), int(heard[1])
     return fields | {AGREEMENT: int(got == state_got and got >= 0)}  # a silent piece is no mood either judge heard
