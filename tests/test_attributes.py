@@ -249,6 +249,30 @@ def test_bad_attribute_options_are_one_line_naming_the_fix():
     with pytest.raises(MoodgenError, match="guidance"):
         check_options(steering_cfg(guidance=-1.0))
     check_options(steering_cfg())
+    with pytest.raises(MoodgenError, match=r"steering\.hold=\['tonic'\] \(hold only attributes the pieces ask for: d"):
+        check_options(steering_cfg(hold=["tonic"]))
+    with pytest.raises(MoodgenError, match=r"nearest of several candidates \(set steering\.candidates > 1\)"):
+        check_options(steering_cfg(hold=["density"], candidates=1))
+    with pytest.raises(MoodgenError, match=r"steering\.moods\.calm\.hold=\['loudness'\] \(hold only"):
+        check_options(steering_cfg(moods={"calm": {"hold": ["loudness"]}}))
+
+
+def test_hold_counts_the_bins_each_candidate_is_from_what_it_asked_for(tokenizer):
+    from moodgen.generation.pieces import score_ids
+    from moodgen.steering.attributes import UNMEASURED_OFF, AttributeSteering
+
+    one_a_beat = score_of([(i, 1, 60 + i % 5, 80) for i in range(8)])  # density bin 0
+    four_a_beat = score_of([(i / 4, 0.25, 60 + i % 5, 80) for i in range(32)])  # bin 2 (3.6-4.6)
+    pool = [score_ids(tokenizer, one_a_beat), score_ids(tokenizer, four_a_beat), []]
+    names = list(ATTRIBUTES)
+    asked = np.zeros((3, len(names)), dtype=int)  # bin + 1; 0: not asked
+    asked[:, names.index("density")] = 2 + 1
+    asked[:, names.index("register")] = 4 + 1  # asked, not held
+    steering = AttributeSteering(steering_cfg(candidates=3))
+    job = SimpleNamespace(tokenizer=tokenizer)
+    assert steering.bins_off(job, pool, asked, ["density"]).tolist() == [2, 0, UNMEASURED_OFF]
+    asked[:, names.index("density")] = 0
+    assert steering.bins_off(job, pool, asked, ["density"]).tolist() == [0, 0, 0]  # not asked for: nothing to hold
 
 
 @pytest.fixture(scope="module")

@@ -360,8 +360,14 @@ def test_attribute_steering_ranks_as_its_keep_says(model_store, monkeypatch):
         steering = AttributeSteering(OmegaConf.merge(cfg.steering, {"keep": keep, "candidates": 3}))
         job = job_of(bundle, cache_dir=bundle.steering_dir, conditioning=bundle.conditioning)
         assert len(steering.generate(job, 2, 2)) == 2
-        *_, by, _, passed = kept[-1]
-        assert (passed, by) == (keep, "descriptors") and len(kept[-1][1]) == 6  # 2 pieces x 3 candidates
+        *_, by, _, passed, bins_off = kept[-1]
+        assert (passed, by, bins_off) == (keep, "descriptors", None) and len(kept[-1][1]) == 6  # 2 pieces x 3 each
+    for moods, held in ({"angry": {"hold": ["density"]}}, True), ({"calm": {"hold": ["density"]}}, False):
+        steering = AttributeSteering(OmegaConf.merge(cfg.steering, {"candidates": 3, "moods": moods}))
+        steering.generate(job, 2, 2)  # angry
+        assert (kept[-1][-1] is not None) == held  # a mood's own hold, and no other mood's
+        if held:
+            assert len(kept[-1][-1]) == 6 and (kept[-1][-1] >= 0).all()
 
 
 def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path):

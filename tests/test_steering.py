@@ -61,6 +61,14 @@ def test_keep_each_takes_the_best_of_each_pieces_own_candidates_not_the_best_of_
         keep_best(job, pool, mood=0, n=3, keep="best")
 
 
+def test_candidates_nearest_their_asked_bins_are_kept_first_and_the_ranking_breaks_ties():
+    pool = [[0], [1], [2], [3], [4], [5]]  # 3 pieces x 2 candidates
+    job = SimpleNamespace(judges=FixedProbe([0.9, 0.8, 0.1, 0.2, 0.7, 0.3]))
+    off = np.array([1, 0, 0, 0, 2, 1])  # bins from what each asked for
+    assert keep_best(job, pool, mood=0, n=3, keep="each", bins_off=off) == [[1], [3], [5]]
+    assert keep_best(job, pool, mood=0, n=3, bins_off=off) == [[1], [3], [2]]  # 0 off, by the probe
+
+
 def test_rank_by_descriptors_keeps_the_pieces_the_descriptor_model_rates_highest_at_their_tempo():
     from omegaconf import OmegaConf
 

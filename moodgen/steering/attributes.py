@@ -58,6 +58,7 @@ SETTINGS = (
     "seed",
 )
 DESIGN = "attribute vectors at every step; bar-aligned chunks; edges v1"  # in the cache key: a new design refits
+UNMEASURED_OFF = 10  # steering.hold: bins off for an attribute a piece has no notes to measure (more than any bin)
 BASE_QPM = 120.0  # the tempo every decoded piece has (the tokenizer writes no tempo)
 
 
@@ -176,9 +177,15 @@ def check_options(cfg) -> None:
     for mood, own in cfg.moods.items():
         if own.scale not in (None, "major", "minor"):
             bad.append(f"conf/mood_profile/{mood}.yaml: scale={own.scale} (major, minor or null)")
+    asked = [n for n in check_names(cfg.attributes) if not ATTRIBUTES[n].per_piece]
+    holds = {"steering.hold": cfg.hold, **{f"steering.moods.{m}.hold": own.hold for m, own in cfg.moods.items()}}
+    for option, hold in holds.items():
+        if any(n not in asked for n in hold or []):
+            bad.append(f"{option}={list(hold)} (hold only attributes the pieces ask for: {', '.join(asked)})")
+        elif hold and cfg.candidates == 1:
+            bad.append(f"{option}={list(hold)} keeps the nearest of several candidates (set steering.candidates > 1)")
     if bad:
         raise MoodgenError("steering=attributes: " + "; ".join(bad))
-    check_names(cfg.attributes)
 
 
 class AttributeSteering(Steering):
@@ -307,8 +314,9 @@ class AttributeSteering(Steering):
     def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
         cfg, targets = self.cfg, self.mood_targets(job)
         tonic, condition = self.candidate_conditions(mood, n, job)
-        own = cfg.moods[MOODS[mood]]  # the mood's file may set its own guidance and tonic bias
+        own = cfg.moods[MOODS[mood]]  # the mood's file may set its own guidance, tonic bias and hold
         guidance = cfg.guidance if own.guidance is None else own.guidance
+        hold = list(cfg.hold if own.hold is None else own.hold)
         constraints = Constraints(job.tokenizer.vocab, job.net.head.out_features, cfg, job.temperature)
         pitch = self.candidate_registers(mood, n, job)
         constraints.start(tonic, targets.scale[mood], targets.velocity[mood], pitch, own.tonic_bias)
@@ -317,4 +325,15 @@ class AttributeSteering(Steering):
         seconds = job.duration * self.qpm(mood, job) / BASE_QPM
         pool = job.sample(len(condition), seconds=seconds, net=guided)
         # candidates > 1: the descriptor model (on the piece at its tempo) or the probe keeps the best, as `keep` says
-        return keep_best(job, pool, mood, n, cfg.rank_by, self.qpm(mood, job), cfg.keep)
+        # steering.hold: the candidates nearest the bins they asked for first (the LM overshoots some of them)
+        off = self.bins_off(job, pool, condition, hold) if hold and len(pool) > n else None
+        return keep_best(job, pool, mood, n, cfg.rank_by, self.qpm(mood, job), cfg.keep, off)
+
+    def bins_off(self, job: GenerationJob, pool: list[list[int]], condition: np.ndarray, hold: list[str]) -> np.ndarray:
+        """[rows] how many bins each row's piece is from the bins it asked for (condition [rows, A]),
+        summed over the attributes in `hold`: one not asked for counts 0, one that cannot be measured
+        (a silent piece) counts UNMEASURED_OFF."""
+        asked = condition[:, [self.names.index(name) for name in hold]] - 1  # [rows, H]; -1: not asked
+        got = conditions(job.tokenizer, [np.asarray(ids) for ids in pool], hold) - 1  # [rows, H]; -1: no notes
+        off = np.where(got < 0, UNMEASURED_OFF, np.abs(got - asked))
+        return np.where(asked < 0, 0, off).sum(1)

@@ -16,6 +16,9 @@ RANK_BY = ("probe", "descriptors")  # what ranks candidates: the LM-state probe,
 # which candidates compete: all of them for the n places ("pool"), or each piece's own, one winner
 # each ("each": the pool in n consecutive groups, so the pieces stay as varied as their groups)
 KEEP = ("pool", "each")
+# with `bins_off` (steering.hold): one bin nearer what a candidate asked for outweighs any gap in the
+# mood's probability (from -1, a silent piece, to 1), so the nearest candidates win and the ranking breaks ties
+PER_BIN = 3.0
 RANKING = ("rerank", "conditioned", "attributes")  # the steerings that keep the best candidates by rank_by and keep
 
 
@@ -46,10 +49,13 @@ def keep_best(
     by: str = "probe",
     qpm: float | None = None,
     keep: str = "pool",
+    bins_off: np.ndarray | None = None,
 ) -> list[list[int]]:
     """The n pieces of the pool with the highest probability of the mood: by the LM-state probe, or
     (by="descriptors") by the hand-crafted descriptor model on each piece as written at `qpm`; the
-    best n of all (keep="pool") or the best of each of n consecutive groups (keep="each")."""
+    best n of all (keep="pool") or the best of each of n consecutive groups (keep="each"). Given
+    `bins_off` [pool] (how far each candidate is from the attribute bins it asked for), the nearest
+    come first and the mood's probability ranks among equals."""
     if bad := ranking_problems(by, keep):
         raise MoodgenError("; ".join(bad))
     if len(pool) == n:
@@ -68,6 +74,8 @@ def keep_best(
     else:
         proba = job.judges.probe_proba(pool)
     proba = np.nan_to_num(proba[:, mood], nan=-1.0)  # a silent piece ranks last
+    if bins_off is not None:
+        proba = proba - PER_BIN * bins_off
     if keep == "each":
         groups = proba.reshape(n, -1)  # [n, candidates]: piece j's candidates are rows j*c .. j*c + c - 1
         best = groups.argmax(1) + np.arange(n) * groups.shape[1]
