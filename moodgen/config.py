@@ -239,7 +239,7 @@ class MoodConfig:
     attributes: dict[str, float] = field(default_factory=dict)  # attribute -> value, over the data's target
     guidance: float | None = ranged(None, NON_NEGATIVE)  # this mood's guidance; null: steering.guidance
     tonic_bias: float | None = ranged(None, NON_NEGATIVE)  # this mood's tonic-triad bias; null: steering.tonic_bias
-    hold: list[str] | None = None  # the attributes this mood's pieces are held to; null: steering.hold
+    hold: list[str] | None = None  # attributes whose asked bins its kept candidates are nearest; null: steering.hold
 
 
 @dataclass
@@ -289,7 +289,7 @@ class SteeringConfig:
     keep_note_share: bool = True
     tempo: bool = True  # write the mood's tempo (conf/mood_profile/<mood>.yaml) into the MIDI file
     tonics: str = "uniform"  # uniform | data: each piece's tonic from all 12 alike, or as the mood's phrases' keys
-    # attributes with candidates > 1: in these the kept candidates are those nearest the bins they asked for
+    # attributes, candidates > 1: the kept candidates are those nearest (either side) the bins they asked for in these
     hold: list[str] = field(default_factory=list)
     moods: dict[str, MoodConfig] = field(default_factory=dict)  # conf/mood_profile/<mood>.yaml, one per mood
 

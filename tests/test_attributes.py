@@ -249,11 +249,13 @@ def test_bad_attribute_options_are_one_line_naming_the_fix():
     with pytest.raises(MoodgenError, match="guidance"):
         check_options(steering_cfg(guidance=-1.0))
     check_options(steering_cfg())
-    with pytest.raises(MoodgenError, match=r"steering\.hold=\['tonic'\] \(hold only attributes the pieces ask for: d"):
+    with pytest.raises(MoodgenError, match=r"steering\.hold=\[tonic\] \(name each at most once, from the attr"):
         check_options(steering_cfg(hold=["tonic"]))
+    with pytest.raises(MoodgenError, match=r"steering\.hold=\[density,density\] \(name each at most once"):
+        check_options(steering_cfg(hold=["density", "density"]))
     with pytest.raises(MoodgenError, match=r"nearest of several candidates \(set steering\.candidates > 1\)"):
         check_options(steering_cfg(hold=["density"], candidates=1))
-    with pytest.raises(MoodgenError, match=r"steering\.moods\.calm\.hold=\['loudness'\] \(hold only"):
+    with pytest.raises(MoodgenError, match=r"steering\.moods\.calm\.hold=\[loudness\] \(name each"):
         check_options(steering_cfg(moods={"calm": {"hold": ["loudness"]}}))
 
 
@@ -261,18 +263,20 @@ def test_hold_counts_the_bins_each_candidate_is_from_what_it_asked_for(tokenizer
     from moodgen.generation.pieces import score_ids
     from moodgen.steering.attributes import UNMEASURED_OFF, AttributeSteering
 
+    # pitches 60-64 around 61.6-62: register bin 3 (61.5-65.5) both
     one_a_beat = score_of([(i, 1, 60 + i % 5, 80) for i in range(8)])  # density bin 0
-    four_a_beat = score_of([(i / 4, 0.25, 60 + i % 5, 80) for i in range(32)])  # bin 2 (3.6-4.6)
+    four_a_beat = score_of([(i / 4, 0.25, 60 + i % 5, 80) for i in range(32)])  # density bin 2 (3.6-4.6)
     pool = [score_ids(tokenizer, one_a_beat), score_ids(tokenizer, four_a_beat), []]
-    names = list(ATTRIBUTES)
-    asked = np.zeros((3, len(names)), dtype=int)  # bin + 1; 0: not asked
-    asked[:, names.index("density")] = 2 + 1
-    asked[:, names.index("register")] = 4 + 1  # asked, not held
+    names, held = list(ATTRIBUTES), ["density", "register"]
+    asked = np.zeros((3, len(names)), dtype=int)  # bin + 1 per row; 0: not asked
+    asked[:, names.index("density")] = [0 + 1, 0 + 1, 2 + 1]
+    asked[:, names.index("register")] = [1 + 1, 4 + 1, 3 + 1]
+    asked[:, names.index("velocity")] = 4 + 1  # asked, not held
     steering = AttributeSteering(steering_cfg(candidates=3))
     job = SimpleNamespace(tokenizer=tokenizer)
-    assert steering.bins_off(job, pool, asked, ["density"]).tolist() == [2, 0, UNMEASURED_OFF]
-    asked[:, names.index("density")] = 0
-    assert steering.bins_off(job, pool, asked, ["density"]).tolist() == [0, 0, 0]  # not asked for: nothing to hold
+    assert steering.bins_off(job, pool, asked, held).tolist() == [0 + 2, 2 + 1, 2 * UNMEASURED_OFF]
+    asked[:, names.index("register")] = 0
+    assert steering.bins_off(job, pool, asked, held).tolist() == [0, 2, UNMEASURED_OFF]  # not asked: nothing held
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import symusic
 import torch
 from omegaconf import OmegaConf
 
+from moodgen.attributes import ATTRIBUTES, measure
 from moodgen.errors import MoodgenError
 from moodgen.evaluation.yang_lerch import FEATURES
 from moodgen.generate import generate
@@ -23,7 +24,7 @@ from moodgen.generation.render import note_count
 from moodgen.generation.session import open_command
 from moodgen.moods import MOODS
 from moodgen.steering import STEERING
-from moodgen.steering.attributes import AttributeSteering
+from moodgen.steering.attributes import UNMEASURED_OFF, AttributeSteering
 from moodgen.steering.base import GenerationJob
 from moodgen.steering.conditioned import MoodConditioned, MoodConditionedLM, SequenceBatches, chunk_starts, chunks
 from moodgen.steering.neurons import clamp_hook, neuron_set
@@ -362,12 +363,21 @@ def test_attribute_steering_ranks_as_its_keep_says(model_store, monkeypatch):
         assert len(steering.generate(job, 2, 2)) == 2
         *_, by, _, passed, bins_off = kept[-1]
         assert (passed, by, bins_off) == (keep, "descriptors", None) and len(kept[-1][1]) == 6  # 2 pieces x 3 each
-    for moods, held in ({"angry": {"hold": ["density"]}}, True), ({"calm": {"hold": ["density"]}}, False):
-        steering = AttributeSteering(OmegaConf.merge(cfg.steering, {"candidates": 3, "moods": moods}))
+    cases = [
+        ({"moods": {"angry": {"hold": ["density"]}}}, True),  # the mood's own hold
+        ({"moods": {"calm": {"hold": ["density"]}}}, False),  # another mood's
+        ({"hold": ["density"]}, True),  # steering's, the mood's file silent (null)
+        ({"hold": ["density"], "moods": {"angry": {"hold": []}}}, False),  # the mood's [] turns it off
+    ]
+    for options, held in cases:
+        steering = AttributeSteering(OmegaConf.merge(cfg.steering, {"candidates": 3, **options}))
         steering.generate(job, 2, 2)  # angry
-        assert (kept[-1][-1] is not None) == held  # a mood's own hold, and no other mood's
-        if held:
-            assert len(kept[-1][-1]) == 6 and (kept[-1][-1] >= 0).all()
+        _, pool, *_, bins_off = kept[-1]
+        assert (bins_off is not None) == held, options
+        if held:  # each candidate's density bin as measured, against angry's (target=median: one for every piece)
+            asked = steering.mood_targets(job).bins[2, steering.names.index("density")]
+            got = [ATTRIBUTES["density"].bin(measure(job.tokenizer.decode([ids]), ["density"])[0]) for ids in pool]
+            assert asked >= 0 and bins_off.tolist() == [UNMEASURED_OFF if g < 0 else abs(g - asked) for g in got]
 
 
 def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path):

@@ -67,6 +67,8 @@ def test_candidates_nearest_their_asked_bins_are_kept_first_and_the_ranking_brea
     off = np.array([1, 0, 0, 0, 2, 1])  # bins from what each asked for
     assert keep_best(job, pool, mood=0, n=3, keep="each", bins_off=off) == [[1], [3], [5]]
     assert keep_best(job, pool, mood=0, n=3, bins_off=off) == [[1], [3], [2]]  # 0 off, by the probe
+    sure = SimpleNamespace(judges=FixedProbe([1.0, 0.0]))  # one bin nearer outweighs any probability
+    assert keep_best(sure, [[0], [1]], mood=0, n=1, bins_off=np.array([1, 0])) == [[1]]
 
 
 def test_rank_by_descriptors_keeps_the_pieces_the_descriptor_model_rates_highest_at_their_tempo():

@@ -35,7 +35,7 @@ class Attribute:
 
 
 class Density(Attribute):
-    """Note onsets per beat."""
+    """Notes per beat (every note of a chord counts: onsets per beat times polyphony)."""
 
     name, unit = "density", "notes/beat"
     edges = (2.8, 3.6, 4.6, 6.1)

@@ -180,10 +180,13 @@ def check_options(cfg) -> None:
     asked = [n for n in check_names(cfg.attributes) if not ATTRIBUTES[n].per_piece]
     holds = {"steering.hold": cfg.hold, **{f"steering.moods.{m}.hold": own.hold for m, own in cfg.moods.items()}}
     for option, hold in holds.items():
-        if any(n not in asked for n in hold or []):
-            bad.append(f"{option}={list(hold)} (hold only attributes the pieces ask for: {', '.join(asked)})")
+        setting = f"{option}=[{','.join(hold or [])}]"
+        if any(n not in asked for n in hold or []) or len(set(hold or [])) != len(hold or []):
+            bad.append(
+                f"{setting} (name each at most once, from the attributes the pieces ask for: {', '.join(asked)})"
+            )
         elif hold and cfg.candidates == 1:
-            bad.append(f"{option}={list(hold)} keeps the nearest of several candidates (set steering.candidates > 1)")
+            bad.append(f"{setting} keeps the nearest of several candidates (set steering.candidates > 1)")
     if bad:
         raise MoodgenError("steering=attributes: " + "; ".join(bad))
 
@@ -311,21 +314,27 @@ class AttributeSteering(Steering):
                 condition[:, a] = ATTRIBUTES[name].bin(0.0) + tonic + 1
         return tonic, condition
 
+    def mood_option(self, mood: int, name: str):
+        """The mood's own value of an option its file may set (guidance, tonic_bias, hold), else steering's."""
+        own = getattr(self.cfg.moods[MOODS[mood]], name)
+        return getattr(self.cfg, name) if own is None else own
+
     def generate(self, job: GenerationJob, mood: int, n: int) -> list[list[int]]:
         cfg, targets = self.cfg, self.mood_targets(job)
         tonic, condition = self.candidate_conditions(mood, n, job)
-        own = cfg.moods[MOODS[mood]]  # the mood's file may set its own guidance, tonic bias and hold
-        guidance = cfg.guidance if own.guidance is None else own.guidance
-        hold = list(cfg.hold if own.hold is None else own.hold)
         constraints = Constraints(job.tokenizer.vocab, job.net.head.out_features, cfg, job.temperature)
         pitch = self.candidate_registers(mood, n, job)
-        constraints.start(tonic, targets.scale[mood], targets.velocity[mood], pitch, own.tonic_bias)
-        guided = Guided(self.attribute_net(job), torch.as_tensor(condition), guidance, constraints)
+        tonic_bias = self.mood_option(mood, "tonic_bias")
+        constraints.start(tonic, targets.scale[mood], targets.velocity[mood], pitch, tonic_bias)
+        guided = Guided(
+            self.attribute_net(job), torch.as_tensor(condition), self.mood_option(mood, "guidance"), constraints
+        )
         # sampled at the data's 120 qpm for as many beats as the piece needs at the mood's tempo
         seconds = job.duration * self.qpm(mood, job) / BASE_QPM
         pool = job.sample(len(condition), seconds=seconds, net=guided)
         # candidates > 1: the descriptor model (on the piece at its tempo) or the probe keeps the best, as `keep` says
         # steering.hold: the candidates nearest the bins they asked for first (the LM overshoots some of them)
+        hold = list(self.mood_option(mood, "hold"))
         off = self.bins_off(job, pool, condition, hold) if hold and len(pool) > n else None
         return keep_best(job, pool, mood, n, cfg.rank_by, self.qpm(mood, job), cfg.keep, off)
 

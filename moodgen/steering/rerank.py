@@ -16,9 +16,6 @@ RANK_BY = ("probe", "descriptors")  # what ranks candidates: the LM-state probe,
 # which candidates compete: all of them for the n places ("pool"), or each piece's own, one winner
 # each ("each": the pool in n consecutive groups, so the pieces stay as varied as their groups)
 KEEP = ("pool", "each")
-# with `bins_off` (steering.hold): one bin nearer what a candidate asked for outweighs any gap in the
-# mood's probability (from -1, a silent piece, to 1), so the nearest candidates win and the ranking breaks ties
-PER_BIN = 3.0
 RANKING = ("rerank", "conditioned", "attributes")  # the steerings that keep the best candidates by rank_by and keep
 
 
@@ -73,12 +70,14 @@ def keep_best(
         )
     else:
         proba = job.judges.probe_proba(pool)
-    proba = np.nan_to_num(proba[:, mood], nan=-1.0)  # a silent piece ranks last
-    if bins_off is not None:
-        proba = proba - PER_BIN * bins_off
+    score = np.nan_to_num(proba[:, mood], nan=-1.0)  # a silent piece ranks last
+    if bins_off is not None:  # one score from the order: fewest bins off first, the mood's probability among equals
+        order = np.lexsort((-score, bins_off))  # the last key sorts first
+        score = np.empty(len(pool))
+        score[order] = -np.arange(len(pool), dtype=float)
     if keep == "each":
-        groups = proba.reshape(n, -1)  # [n, candidates]: piece j's candidates are rows j*c .. j*c + c - 1
+        groups = score.reshape(n, -1)  # [n, candidates]: piece j's candidates are rows j*c .. j*c + c - 1
         best = groups.argmax(1) + np.arange(n) * groups.shape[1]
     else:
-        best = np.argsort(-proba, kind="stable")[:n]
+        best = np.argsort(-score, kind="stable")[:n]
     return [pool[i] for i in best]
