@@ -58,7 +58,7 @@ SETTINGS = (
     "seed",
 )
 DESIGN = "attribute vectors at every step; bar-aligned chunks; edges v1"  # in the cache key: a new design refits
-UNMEASURED_OFF = 10  # steering.hold: bins off for an attribute a piece has no notes to measure (more than any bin)
+UNMEASURED_OFF = 10  # steering.hold: bins off for an attribute a silent piece cannot be measured in (beyond any bin)
 BASE_QPM = 120.0  # the tempo every decoded piece has (the tokenizer writes no tempo)
 
 
@@ -179,9 +179,10 @@ def check_options(cfg) -> None:
             bad.append(f"conf/mood_profile/{mood}.yaml: scale={own.scale} (major, minor or null)")
     asked = [n for n in check_names(cfg.attributes) if not ATTRIBUTES[n].per_piece]
     holds = {"steering.hold": cfg.hold, **{f"steering.moods.{m}.hold": own.hold for m, own in cfg.moods.items()}}
-    for option, hold in holds.items():
-        setting = f"{option}=[{','.join(hold or [])}]"
-        if any(n not in asked for n in hold or []) or len(set(hold or [])) != len(hold or []):
+    for option, names in holds.items():
+        hold = list(names or [])  # a mood's null: none of its own
+        setting = f"{option}=[{','.join(hold)}]"
+        if any(n not in asked for n in hold) or len(set(hold)) != len(hold):
             bad.append(
                 f"{setting} (name each at most once, from the attributes the pieces ask for: {', '.join(asked)})"
             )
