@@ -163,7 +163,7 @@ def one_line(exc: BaseException) -> str:
         exc = exc.__cause__
     text = " ".join(parts).split(" Config search path:")[0]
     text = text.replace(" Available options in", "; available options in").replace("\t", " ")
-    return _OPTIONS.sub(_options_without_schema, text)
+    return _BARE_LIST.sub(_list_in_brackets, _OPTIONS.sub(_options_without_schema, text))
 
 
 # Hydra's "available options in 'model': lstm lstm_small ... schema" for an unknown group option;
@@ -181,6 +181,18 @@ def _options_without_schema(match: re.Match) -> str:
     text = f"Could not find '{match['wanted']}'; available options in '{group}': {' '.join(options)}"
     close = get_close_matches(wanted, options, n=1)
     return f"{text}; did you mean {close[0]}?" if close else text
+
+
+# OmegaConf's answer to one value given for a list option (compare=none, steering.hold=density)
+_BARE_LIST = re.compile(
+    r"Error merging override (?P<key>[^=\s]+)=(?P<value>\S+) Invalid value assigned: \S+ is not a ListConfig, "
+    r"TupleConfig, list, or tuple\."
+)
+
+
+def _list_in_brackets(match: re.Match) -> str:
+    key, value = match["key"], match["value"]
+    return f"{key}={value}: {key} is a list; write it in brackets, e.g. '{key}=[{value}]'"
 
 
 MULTIRUN_FLAGS = ("-m", "--multirun")

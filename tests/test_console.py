@@ -124,3 +124,10 @@ def test_an_unknown_group_option_lists_real_options_only(tmp_path):
     line = error_line("moodgen.train", ["model=lstm_smal"], tmp_path)
     assert "available options in 'model': lstm lstm_small mlstm paper" in line
     assert "schema" not in line and line.endswith("did you mean lstm_small?")
+
+
+def test_one_value_for_a_list_option_is_one_line_showing_the_brackets(tmp_path):
+    line = error_line("moodgen.generate", ["mood=calm", "steering.hold=density"], tmp_path)
+    assert line.endswith(
+        "steering.hold=density: steering.hold is a list; write it in brackets, e.g. 'steering.hold=[density]'"
+    )
