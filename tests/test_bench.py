@@ -58,6 +58,7 @@ def test_the_yardstick_is_each_judges_share_per_mood_averaged_over_folds():
 
     def row(fold, mood, hit, state_hit, notes=12):
         verdicts = {"hit": hit, "state_hit": state_hit, "panel_hit": hit, "judges_agree": 0}
+        verdicts |= {"key_stable": 1, "state_key_stable": 0}
         return {"fold": fold, "mood": mood, **verdicts, "notes": notes}
 
     real = [row(f, m, 0, 0) for f in (0, 1) for m in ("depressed", "angry")]
@@ -86,6 +87,7 @@ def test_the_judges_agree_when_both_hear_one_mood_right_or_wrong_and_silence_is_
     verdicts += [(depressed, silent, silent), (happy, happy, happy)]
     rows = [
         {"method": "m", "fold": i % 2, "mood": MOODS[m], "notes": 9, **verdict_fields(m, (got, state_got, got))}
+        | {"key_stable": 0, "state_key_stable": 0}
         for i, (m, got, state_got) in enumerate(verdicts)
     ]
     metrics = accuracy_rows(rows, "m")
@@ -94,6 +96,49 @@ def test_the_judges_agree_when_both_hear_one_mood_right_or_wrong_and_silence_is_
     assert metrics["bench/m/judges_agree"] == 0.5 and metrics["bench/m/calm/accuracy"] == pytest.approx(2 / 3)
     agree = yardsticks(rows)[AGREEMENT]  # on real excerpts: per fold (calm 1/2 and 1), then their mean
     assert agree["calm"] == 0.75 and agree["angry"] == 0
+
+
+def test_a_judge_is_key_stable_where_it_hears_one_mood_a_semitone_down_and_up(monkeypatch):
+    """A judge reading absolute pitch classes (calm if a C sounds, else happy) is unstable on a piece of Cs and
+    stable on one of B, C and C# (moved a semitone either way, a C still sounds); the second judge here counts
+    notes, which no move changes. Red if the moves are not applied, or one move is enough to be stable."""
+    from moodgen.bench import run
+
+    calm, happy, silent = 1, 3, -1
+
+    def pitch_class_judges(job, state_judge, scores):  # the first judge hears C; the second judge density
+        pitches = [[n.pitch for t in s.tracks for n in t.notes] for s in scores]
+        first = [silent if not p else calm if any(q % 12 == 0 for q in p) else happy for p in pitches]
+        second = [silent if not p else calm if len(p) < 4 else happy for p in pitches]
+        return np.stack([first, second, first], axis=1)
+
+    monkeypatch.setattr(run, "verdicts", pitch_class_judges)
+
+    def score_of(pitches):
+        score, track = symusic.Score(480), symusic.Track()
+        for i, pitch in enumerate(pitches):
+            track.notes.append(symusic.Note(480 * i, 480, pitch, 80))
+        score.tracks.append(track)
+        return score
+
+    # Cs only; B, C and C# (moved down: B flat, B, C; up: C, C#, D); MIDI's edges (moved, one note is left
+    # out); C and C# (a C moved down, none moved up: one move keeping the mood is not enough)
+    scores = [score_of([60, 72]), score_of([59, 60, 61]), score_of([127, 0]), score_of([60, 61])]
+    assert [n.pitch for n in run.transposed(scores[2], 1).tracks[0].notes] == [1]
+    heard = pitch_class_judges(None, None, scores)
+    moved = run.moved_verdicts(None, None, scores)
+    assert moved.shape == (4, len(run.KEY_MOVES), 3)
+    stable = [run.key_fields(h, m) for h, m in zip(heard, moved, strict=True)]
+    assert [s["key_stable"] for s in stable] == [0, 1, 0, 0]
+    assert [s["state_key_stable"] for s in stable] == [1, 1, 1, 1]
+    assert run.key_fields((silent, silent, silent), np.full((2, 3), silent)) == {"key_stable": 0, "state_key_stable": 0}
+    rows = [
+        {"method": "m", "fold": 0, "mood": mood, "notes": 3, **run.verdict_fields(calm, h), **s}
+        for mood in MOODS
+        for h, s in zip(heard, stable, strict=True)
+    ]
+    metrics = run.accuracy_rows(rows, "m")
+    assert metrics["bench/m/angry/key_stable"] == pytest.approx(1 / 4) and metrics["bench/m/state_key_stable"] == 1
 
 
 def test_the_panel_hears_the_mood_of_both_judges_mean_probabilities_not_a_vote():

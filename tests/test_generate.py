@@ -410,7 +410,8 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     units = (out / "units.csv").read_text().splitlines()
     assert len(units) == 1 + 3 * 2 * 2 * 4 * 2  # header + methods x folds x seeds x moods x pieces
     summary = (out / "summary.md").read_text()
-    assert summary.count("| *real phrases, first 3 s (judged out of fold)* |") == 4  # 3 judges, their agreement
+    # 3 judges, their agreement, and the two judges a semitone away
+    assert summary.count("| *real phrases, first 3 s (judged out of fold)* |") == 6
     assert "| attributes | rerank |" in summary
     assert "| *real phrases* |" in summary  # the musicality yardstick
     assert "Second judge, of another family" in summary and "state_hit" in units[0]
@@ -430,6 +431,7 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     with open(out / "real.csv") as f:  # the yardstick: real excerpts of the pieces' length, each judged once
         real = [
             {**r, **{k: int(r[k]) for k in ("fold", "hit", "state_hit", "panel_hit", "judges_agree", "notes")}}
+            | {k: int(r[k]) for k in ("key_stable", "state_key_stable")}
             for r in csv.DictReader(f)
         ]
     bundle = from_run(cfg, cfg.model_run, needs=[VGMIDI])
@@ -448,6 +450,11 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     assert metrics["bench/attributes/judges_agree"] == pytest.approx(np.mean(same))
     assert all(r["panel_judged"] == r["judged"] for r, agree in zip(mine, same, strict=True) if agree)  # a mean
     assert "The two judges agree" in summary
+    # a semitone down and up: on the real excerpts as on the pieces, the share recomputed from the rows
+    assert metrics["bench/judge/key_stable"] == pytest.approx(yardsticks(real)["key_stable"]["all"])
+    stable = [int(r["state_key_stable"]) for r in mine]
+    assert metrics["bench/attributes/state_key_stable"] == pytest.approx(np.mean(stable))
+    assert "A semitone down and up" in summary
     assert "Both judges as one panel" in summary and "panel_hit" in units[0]
     assert {"bench/attributes/overlap", "bench/attributes/calm/diversity", "bench/real/unique_4bar"} <= metrics.keys()
     assert 0 < metrics["bench/attributes/overlap"] <= 1 and metrics["bench/attributes/alive"] >= 0

@@ -42,7 +42,12 @@ HANDCRAFTED = "handcrafted"
 JUDGES = {"accuracy": "hit", "state_accuracy": "state_hit", "panel_accuracy": "panel_hit"}
 # metric name and row column: both judges heard the same mood (right or wrong), how far either can be trusted
 AGREEMENT = "judges_agree"
-SHARES = {**JUDGES, AGREEMENT: AGREEMENT}  # every share reported per method and mood, and on the real excerpts
+# metric name and row column: each judge hears the same mood in the music moved a semitone down and up. A
+# listener does; a judge reading absolute pitch classes may not (experiments/attributes.md, "hears the key")
+KEY_STABLE = {"key_stable": "key_stable", "state_key_stable": "state_key_stable"}
+KEY_MOVES = (-1, 1)  # semitones: nearly no change of register, but 5 of a key's 7 pitch classes change
+# every share reported per method and mood, and on the real excerpts
+SHARES = {**JUDGES, AGREEMENT: AGREEMENT, **KEY_STABLE}
 
 
 @dataclass
@@ -147,6 +152,30 @@ def panel_moods(proba: np.ndarray, state_proba: np.ndarray) -> np.ndarray:
     return predicted_moods((np.asarray(proba, dtype=float) + np.asarray(state_proba, dtype=float)) / 2)
 
 
+def moved_verdicts(job: GenerationJob, state_judge: Judges, scores: list[symusic.Score]) -> np.ndarray:
+    """[n, len(KEY_MOVES), 3] each score's `verdicts` with every pitch moved by each of KEY_MOVES semitones."""
+    moved = [verdicts(job, state_judge, [transposed(s, k) for s in scores]) for k in KEY_MOVES]
+    return np.stack(moved, axis=1)
+
+
+def transposed(score: symusic.Score, semitones: int) -> symusic.Score:
+    """The score with every pitch moved; a note the move would take outside MIDI's 0-127 is left out."""
+    inside = score.copy()
+    for track in inside.tracks:
+        track.notes.filter(lambda note: 0 <= note.pitch + semitones <= 127, inplace=True)
+    return inside.shift_pitch(semitones)
+
+
+def key_fields(heard, moved) -> dict:
+    """Whether the judge and the second judge hear the unmoved verdict's mood in every moved version (`heard`:
+    a `verdicts` row; `moved`: its [moves, 3]); a silent piece is stable for neither."""
+    moved = np.asarray(moved)
+    return {
+        column: int(heard[j] >= 0 and bool((moved[:, j] == heard[j]).all()))
+        for j, column in enumerate(KEY_STABLE.values())
+    }
+
+
 def verdict_fields(mood: int, heard) -> dict:
     """A row's verdicts (one `verdicts` row): the mood each judge heard and whether it is the requested
     (or labelled) one, and whether the two judges heard the same mood."""
@@ -162,15 +191,17 @@ def judge_real(
 ) -> list[dict]:
     """The yardstick's rows: real phrases the judges never saw, cut to the pieces' length and judged the way
     the pieces are (a judge's accuracy on whole ~100 s phrases is not what it has on 30 s of music)."""
+    heard, moved = verdicts(job, state_judge, scores), moved_verdicts(job, state_judge, scores)
     return [
         {
             "fold": fold,
             "mood": MOODS[mood],
-            **verdict_fields(mood, heard),
+            **verdict_fields(mood, verdict),
+            **key_fields(verdict, moves),
             "notes": note_count(score),
             "seconds": round(float(score.to("second").end()), 3),
         }
-        for score, mood, heard in zip(scores, moods, verdicts(job, state_judge, scores), strict=True)
+        for score, mood, verdict, moves in zip(scores, moods, heard, moved, strict=True)
     ]
 
 
@@ -214,7 +245,8 @@ def run_method(
             sequences = steering.generate(unit_job, mood, cfg.n)
             qpm = steering.qpm(mood, unit_job)
             scores = [to_score(job.tokenizer, ids, cfg.duration, qpm) for ids in sequences]
-            for i, (score, heard) in enumerate(zip(scores, verdicts(job, state_judge, scores), strict=True)):
+            heard_all, moved_all = verdicts(job, state_judge, scores), moved_verdicts(job, state_judge, scores)
+            for i, (score, heard, moved) in enumerate(zip(scores, heard_all, moved_all, strict=True)):
                 sidecar = {"mood": MOODS[mood], "method": steering_cfg.name, "fold": fold, "seed": seed}
                 piece = write_piece(
                     folder / f"fold{fold}" / f"seed{seed}", f"{MOODS[mood]}_{i}", score, sidecar, wav=False, png=False
@@ -227,6 +259,7 @@ def run_method(
                         "mood": MOODS[mood],
                         "index": i,
                         **verdict_fields(mood, heard),
+                        **key_fields(heard, moved),
                         "notes": piece["notes"],
                         "seconds": piece["seconds"],
                         "copied": copies.copied_share(score),
@@ -241,7 +274,8 @@ def run_method(
 def accuracy_rows(rows: list[dict], method: str) -> dict[str, float]:
     """bench/<method>/... overall and per mood, with Wilson 95 % intervals: each judge's accuracy
     (`accuracy`: the hand-crafted judge; `state_accuracy`: the LM-state one; `panel_accuracy`: both as
-    one) and the judges' agreement (`judges_agree`); and the silent share."""
+    one), the judges' agreement (`judges_agree`) and whether each hears the same mood a semitone down and
+    up (`key_stable`, `state_key_stable`); and the silent share."""
     mine = [r for r in rows if r["method"] == method]
     metrics = {f"bench/{method}/silent": float(np.mean([r["judged"] == "silent" for r in mine]))}
     for label, group in [("all", mine), *((m, [r for r in mine if r["mood"] == m]) for m in MOODS)]:

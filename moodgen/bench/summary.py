@@ -20,7 +20,8 @@ def accuracy_table(
     metrics: dict, yardstick: dict, methods: list[str], seconds: float, judge: str = "accuracy"
 ) -> list[str]:
     """Per method and mood, the share judged in the requested mood by `judge` (accuracy | state_accuracy |
-    panel_accuracy), or the share both judges hear in one mood (judges_agree)."""
+    panel_accuracy), the share both judges hear in one mood (judges_agree), or the share a judge hears in the
+    same mood a semitone down and up (key_stable | state_key_stable)."""
     lines = [
         "| steering | " + " | ".join(MOODS) + " | all | silent |",
         "|---|" + "---|" * (len(MOODS) + 2),
@@ -118,6 +119,20 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         "is what settles it.",
         "",
         *accuracy_table(metrics, yardstick, methods, cfg.duration, "judges_agree"),
+        "",
+        "## A semitone down and up: share of pieces each judge hears in the same mood, moved either way",
+        "",
+        "A listener hears a piece's mood in any key. A judge that reads the key (the first judge's descriptors",
+        "hold absolute pitch-class shares) can hear another mood a semitone away; where its share here is low,",
+        "its shares above say in part which key a piece is in.",
+        "",
+        "By the judge:",
+        "",
+        *accuracy_table(metrics, yardstick, methods, cfg.duration, "key_stable"),
+        "",
+        "By the second judge:",
+        "",
+        *accuracy_table(metrics, yardstick, methods, cfg.duration, "state_key_stable"),
         "",
         "## Distribution confusion: mean Yang & Lerch overlap with each mood's real phrases (judge folds)",
         "",
