@@ -103,6 +103,7 @@ def test_a_judge_is_key_stable_where_it_hears_one_mood_a_semitone_down_and_up(mo
     stable on one of B, C and C# (moved a semitone either way, a C still sounds); the second judge here counts
     notes, which no move changes. Red if the moves are not applied, or one move is enough to be stable."""
     from moodgen.bench import run
+    from moodgen.classifier.augment import transpose_by
 
     calm, happy, silent = 1, 3, -1
 
@@ -122,15 +123,17 @@ def test_a_judge_is_key_stable_where_it_hears_one_mood_a_semitone_down_and_up(mo
         return score
 
     # Cs only; B, C and C# (moved down: B flat, B, C; up: C, C#, D); MIDI's edges (moved, one note is left
-    # out); C and C# (a C moved down, none moved up: one move keeping the mood is not enough)
-    scores = [score_of([60, 72]), score_of([59, 60, 61]), score_of([127, 0]), score_of([60, 61])]
-    assert [n.pitch for n in run.transposed(scores[2], 1).tracks[0].notes] == [1]
+    # out); C and C# (a C moved down, none moved up) and B and C (none down, a C up): one move is not enough
+    scores = [score_of(p) for p in ([60, 72], [59, 60, 61], [127, 0], [60, 61], [59, 60])]
+    assert run.KEY_MOVES == (-1, 1)
+    assert [n.pitch for n in transpose_by(scores[2], 1).tracks[0].notes] == [1]
+    assert [n.pitch for n in scores[2].tracks[0].notes] == [127, 0]  # the piece itself is not moved
     heard = pitch_class_judges(None, None, scores)
     moved = run.moved_verdicts(None, None, scores)
-    assert moved.shape == (4, len(run.KEY_MOVES), 3)
+    assert moved.shape == (5, 2, 3)
     stable = [run.key_fields(h, m) for h, m in zip(heard, moved, strict=True)]
-    assert [s["key_stable"] for s in stable] == [0, 1, 0, 0]
-    assert [s["state_key_stable"] for s in stable] == [1, 1, 1, 1]
+    assert [s["key_stable"] for s in stable] == [0, 1, 0, 0, 0]
+    assert [s["state_key_stable"] for s in stable] == [1, 1, 1, 1, 1]
     assert run.key_fields((silent, silent, silent), np.full((2, 3), silent)) == {"key_stable": 0, "state_key_stable": 0}
     rows = [
         {"method": "m", "fold": 0, "mood": mood, "notes": 3, **run.verdict_fields(calm, h), **s}
@@ -138,7 +141,7 @@ def test_a_judge_is_key_stable_where_it_hears_one_mood_a_semitone_down_and_up(mo
         for h, s in zip(heard, stable, strict=True)
     ]
     metrics = run.accuracy_rows(rows, "m")
-    assert metrics["bench/m/angry/key_stable"] == pytest.approx(1 / 4) and metrics["bench/m/state_key_stable"] == 1
+    assert metrics["bench/m/angry/key_stable"] == pytest.approx(1 / 5) and metrics["bench/m/state_key_stable"] == 1
 
 
 def test_the_panel_hears_the_mood_of_both_judges_mean_probabilities_not_a_vote():

@@ -454,6 +454,7 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     assert metrics["bench/judge/key_stable"] == pytest.approx(yardsticks(real)["key_stable"]["all"])
     stable = [int(r["state_key_stable"]) for r in mine]
     assert metrics["bench/attributes/state_key_stable"] == pytest.approx(np.mean(stable))
+    assert all(r["key_stable"] == "0" for r in mine if r["judged"] == "silent")  # no mood to keep
     assert "A semitone down and up" in summary
     assert "Both judges as one panel" in summary and "panel_hit" in units[0]
     assert {"bench/attributes/overlap", "bench/attributes/calm/diversity", "bench/real/unique_4bar"} <= metrics.keys()

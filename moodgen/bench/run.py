@@ -19,6 +19,7 @@ import symusic
 import torch
 from omegaconf import OmegaConf
 
+from ..classifier.augment import transpose_by
 from ..classifier.features import phrase_features
 from ..classifier.report import write_rows
 from ..config import check_ranges
@@ -154,16 +155,8 @@ def panel_moods(proba: np.ndarray, state_proba: np.ndarray) -> np.ndarray:
 
 def moved_verdicts(job: GenerationJob, state_judge: Judges, scores: list[symusic.Score]) -> np.ndarray:
     """[n, len(KEY_MOVES), 3] each score's `verdicts` with every pitch moved by each of KEY_MOVES semitones."""
-    moved = [verdicts(job, state_judge, [transposed(s, k) for s in scores]) for k in KEY_MOVES]
+    moved = [verdicts(job, state_judge, [transpose_by(s, k) for s in scores]) for k in KEY_MOVES]
     return np.stack(moved, axis=1)
-
-
-def transposed(score: symusic.Score, semitones: int) -> symusic.Score:
-    """The score with every pitch moved; a note the move would take outside MIDI's 0-127 is left out."""
-    inside = score.copy()
-    for track in inside.tracks:
-        track.notes.filter(lambda note: 0 <= note.pitch + semitones <= 127, inplace=True)
-    return inside.shift_pitch(semitones)
 
 
 def key_fields(heard, moved) -> dict:
@@ -206,8 +199,8 @@ def judge_real(
 
 
 def yardsticks(real: list[dict]) -> dict[str, dict[str, float]]:
-    """Each judge's accuracy on the real excerpts, and the judges' agreement, per mood and "all": the mean
-    over folds of each fold's.
+    """Each judge's accuracy on the real excerpts, the judges' agreement and each judge's key stability (every
+    share of SHARES), per mood and "all": the mean over folds of each fold's.
 
     An excerpt without notes (a phrase that opens with a rest or a note held past the cut) is left out:
     its silence is the cut's, not music a judge failed to hear.

@@ -1,6 +1,6 @@
 """The benchmark's summary.md: per method, each judge's share (the judge, the second judge, both as a panel)
-beside its yardstick on real excerpts, the paired differences, the judges' agreement, the distribution
-confusion, musicality and copying."""
+beside its yardstick on real excerpts, the paired differences, the judges' agreement, whether each judge hears
+the same mood a semitone down and up, the distribution confusion, musicality and copying."""
 
 from __future__ import annotations
 

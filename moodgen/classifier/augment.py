@@ -20,7 +20,16 @@ AUGMENTATIONS = ("transpose", "cut")
 
 
 def transposed(score: symusic.Score, semitones: list[int]) -> list[symusic.Score]:
-    return [score.shift_pitch(int(k)) for k in semitones]
+    return [transpose_by(score, int(k)) for k in semitones]
+
+
+def transpose_by(score: symusic.Score, semitones: int) -> symusic.Score:
+    """A copy with every pitch moved; a note the move would take outside MIDI's 0-127 is left out (symusic
+    would raise). A tokenizer with a narrower pitch range drops what falls outside it when encoding."""
+    inside = score.copy()
+    for track in inside.tracks:
+        track.notes.filter(lambda note: 0 <= note.pitch + semitones <= 127, inplace=True)
+    return inside.shift_pitch(semitones)
 
 
 def cut_parts(score: symusic.Score, parts: int) -> list[symusic.Score]:
