@@ -383,6 +383,9 @@ class BenchmarkConfig(ComposeConfig):
     folds: int = ranged(2, Range(2))  # folds of the labelled training phrases, by piece
     split_seed: int = ranged(0, SEED)  # of the folds
     seed: int = ranged(0, SEED)  # of the fold probes' and judges' searches
+    # the judges count pitch classes from the estimated tonic (false: absolute, as the run's judge and probe
+    # read them, and hear the key; experiments/attributes.md)
+    key_blind: bool = True
     grid_points: int = ranged(200, GRID)  # of the distribution-confusion densities
     classifier: ClassifierConfig = MISSING  # how the fold probes and judges are searched
 

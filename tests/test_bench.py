@@ -9,7 +9,7 @@ import pytest
 import symusic
 from omegaconf import OmegaConf
 
-from moodgen.bench.folds import fit_fold, piece_folds
+from moodgen.bench.folds import FoldFeatures, fit_fold, piece_folds
 from moodgen.bench.stats import paired_difference, wilson
 from moodgen.bench.views import CopyIndex, own_mood_closest
 from moodgen.config import ClassifierConfig
@@ -165,15 +165,16 @@ def test_both_judges_learn_only_from_the_other_fold_and_the_steering_only_from_i
     rng = np.random.default_rng(0)
     x = 3.0 * np.eye(4)[written] + rng.normal(scale=0.1, size=(160, 4))
     cfg = OmegaConf.structured(ClassifierConfig(name="logreg", n_trials=2, heads="joint"))
-    descriptors = x[:, ::-1]  # the judge's features, in another order: a model shows which family it learned
-    models = fit_fold(0, folds, x, descriptors, y, cfg, seed=0)
+    # each model's features in another column order: a model shows which it learned from
+    probe, ranker, judge, state = x, x[:, [1, 0, 3, 2]], x[:, ::-1], x[:, [2, 3, 0, 1]]
+    models = fit_fold(0, folds, FoldFeatures(probe, ranker, judge, state), y, cfg, seed=0)
     steer = folds == 0
-    assert (models.probe.predict(x[steer]) == y[steer]).all()
-    assert (models.ranker.predict(descriptors[steer]) == y[steer]).all()
-    assert (models.judge.predict(descriptors[steer]) != y[steer]).all()  # it reads fold 0 as fold 1 writes
-    assert (models.state_judge.predict(x[steer]) != y[steer]).all()
-    assert (models.judge.predict(descriptors[~steer]) == y[~steer]).all()
-    assert (models.state_judge.predict(x[~steer]) == y[~steer]).all()
+    assert (models.probe.predict(probe[steer]) == y[steer]).all()
+    assert (models.ranker.predict(ranker[steer]) == y[steer]).all()
+    assert (models.judge.predict(judge[steer]) != y[steer]).all()  # it reads fold 0 as fold 1 writes
+    assert (models.state_judge.predict(state[steer]) != y[steer]).all()
+    assert (models.judge.predict(judge[~steer]) == y[~steer]).all()
+    assert (models.state_judge.predict(state[~steer]) == y[~steer]).all()
 
 
 def test_own_mood_closest_reads_each_row():
@@ -191,7 +192,12 @@ def test_copied_share_finds_a_planted_copy(tmp_path):
 
 @pytest.mark.parametrize(
     ("option", "expected"),
-    [("seeds=0", "use seeds >= 1"), ("grid_points=1", "grid_points >= 2"), ("compare=[nope]", "unknown steering")],
+    [
+        ("seeds=0", "use seeds >= 1"),
+        ("grid_points=1", "grid_points >= 2"),
+        ("compare=[nope]", "unknown steering"),
+        ("key_blind=maybe", "not a valid bool"),
+    ],
 )
 def test_bad_benchmark_option_is_one_line_before_any_model_loads(tmp_path, option, expected):
     assert expected in error_line("moodgen.benchmark", [option, f"paths.root_dir={tmp_path}"], cwd=tmp_path)

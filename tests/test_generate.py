@@ -385,10 +385,12 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
 
     from mlflow.tracking import MlflowClient
 
-    from moodgen.bench.folds import piece_folds
-    from moodgen.bench.run import labelled_phrases, yardsticks
+    from moodgen.bench.folds import FoldFeatures, fit_fold, piece_folds
+    from moodgen.bench.run import judge_kinds, labelled_phrases, yardsticks
     from moodgen.benchmark import benchmark
+    from moodgen.classifier.features import HANDCRAFTED, RELATIVE, phrase_features
     from moodgen.generation.bundle import VGMIDI
+    from moodgen.generation.pieces import descriptor_proba, mood_name, predicted_moods, score_ids
 
     out = tmp_path / "bench"
     cfg = compose_entry(
@@ -455,7 +457,25 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     stable = [int(r["state_key_stable"]) for r in mine]
     assert metrics["bench/attributes/state_key_stable"] == pytest.approx(np.mean(stable))
     assert all(r["key_stable"] == "0" for r in mine if r["judged"] == "silent")  # no mood to keep
-    assert "A semitone down and up" in summary
+    assert "A semitone down and up" in summary and "from each piece's estimated tonic (`key_blind`)" in summary
+    # key_blind: the judges read pitch classes from the tonic. Refitted on those features, each fold's judges
+    # give real.csv's verdicts; judges fed the absolute shares they did not learn from would not
+    assert cfg.key_blind and judge_kinds(cfg) == (RELATIVE, "fused_relative_mean_hidden")
+    labelled = labelled_phrases(bundle, Path(cfg.paths.cache_dir), cfg.duration)
+
+    def of(kind):
+        return phrase_features(kind, bundle.net, bundle.tokenizer, labelled.corpus, Path(cfg.paths.cache_dir))
+
+    features = FoldFeatures(*(of(kind) for kind in (cfg.classifier.features, HANDCRAFTED, *judge_kinds(cfg))))
+    for fold in (0, 1):
+        models = fit_fold(fold, folds, features, labelled.moods, cfg.classifier, cfg.seed)
+        excerpts = [labelled.scores[i] for i in np.flatnonzero(folds == fold)]
+        second = dataclasses.replace(bundle.judges, probe=models.state_judge, features=judge_kinds(cfg)[1])
+        heard = descriptor_proba(models.judge, excerpts, RELATIVE)
+        state_heard = second.probe_proba([score_ids(bundle.tokenizer, s) for s in excerpts])
+        mine = [r for r in real if r["fold"] == fold]
+        assert [mood_name(m) for m in predicted_moods(heard)] == [r["judged"] for r in mine]
+        assert [mood_name(m) for m in predicted_moods(state_heard)] == [r["state_judged"] for r in mine]
     assert "Both judges as one panel" in summary and "panel_hit" in units[0]
     assert {"bench/attributes/overlap", "bench/attributes/calm/diversity", "bench/real/unique_4bar"} <= metrics.keys()
     assert 0 < metrics["bench/attributes/overlap"] <= 1 and metrics["bench/attributes/alive"] >= 0

@@ -10,6 +10,8 @@ import symusic
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from moodgen.classifier.augment import transpose_by
+from moodgen.classifier.features import RELATIVE
 from moodgen.classifier.handcrafted import NAMES
 from moodgen.errors import MoodgenError
 from moodgen.generation.pieces import Judges, predicted_moods
@@ -17,6 +19,8 @@ from moodgen.generation.run import steering_report
 from moodgen.steering.base import sampling_stream
 from moodgen.steering.neurons import distinct_best, genetic_search
 from moodgen.steering.rerank import keep_best
+
+from .conftest import make_midi
 
 GA = SimpleNamespace(
     population=6, generations=3, elite=1, mutation_rate=0.5, mutation_std=0.5, crossover_rate=0.5, gene_range=2.0
@@ -140,6 +144,24 @@ def test_a_silent_piece_is_judged_no_mood_and_counts_as_a_miss(tmp_path):
     pieces = [{"mood": "depressed", "judged_mood": "silent", "alive": False, "probe_proba": None}]
     metrics = steering_report(pieces, "none", tmp_path)
     assert metrics["steer/none/accuracy"] == 0.0 and metrics["steer/none/silent"] == 1.0
+
+
+def test_a_judge_reads_the_descriptors_it_is_given(tmp_path):
+    """The benchmark's judge reads pitch classes from the tonic: C major moved a semitone keeps its verdict,
+    where the same model fed absolute shares hears another mood (C has no share in C# major)."""
+
+    class TonicShare:  # depressed where column 5 (C's share, or the tonic's) is over a fifth, else happy
+        def predict_proba(self, x):
+            low = x[:, 5] > 0.2
+            return np.stack([low, 0 * low, 0 * low, ~low], axis=1).astype(float)
+
+    piece = symusic.Score(str(make_midi(tmp_path / "c.mid", [60, 64, 67, 60, 62, 65, 60, 67] * 4)))
+    pieces = [piece, transpose_by(piece, 1)]
+    assert predicted_moods(Judges(judge=TonicShare()).judge_proba(pieces)).tolist() == [0, 3]
+    relative = Judges(judge=TonicShare(), judge_features=RELATIVE)
+    assert predicted_moods(relative.judge_proba(pieces)).tolist() == [0, 0]
+    ranked = Judges(ranker=TonicShare(), judge_features=RELATIVE).ranker_proba(pieces)
+    assert predicted_moods(ranked).tolist() == [0, 3]  # the ranker reads what the run's judge reads
 
 
 def test_samples_rank_by_what_the_model_run_has():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..classifier.handcrafted import key_correlations
+from ..classifier.handcrafted import best_key, key_correlations
 from .notes import Notes
 
 
@@ -100,8 +100,7 @@ class Tonic(Attribute):
     def value(self, notes: Notes) -> float:
         if not len(notes):
             return float("nan")
-        keys = key_correlations(pitch_class_histogram(notes))
-        return float(keys["major" if keys["major"][0] >= keys["minor"][0] else "minor"][1])
+        return float(best_key(pitch_class_histogram(notes))[2])
 
 
 class Polyphony(Attribute):

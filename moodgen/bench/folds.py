@@ -2,10 +2,15 @@
 
 For fold f, everything a steering method learns from labelled music (the LM-state probe that
 rerank and the GA follow, the descriptor model that rank_by=descriptors follows, the L1 probe's
-sentiment neurons, the phrases the conditioned LM is
-fine-tuned on) comes from fold f; the hand-crafted judge that scores its pieces is fitted on the
-other fold only. The judge's accuracy on fold f's real phrases, cut to the pieces' length, is the
-yardstick (`moodgen.bench.run.judge_real`): what the judge makes of real music of each mood that it never saw.
+sentiment neurons, the phrases the conditioned LM is fine-tuned on) comes from fold f; the
+hand-crafted judge that scores its pieces is fitted on the other fold only. The judge's accuracy on
+fold f's real phrases, cut to the pieces' length, is the yardstick (`moodgen.bench.run.judge_real`):
+what the judge makes of real music of each mood that it never saw.
+
+With `benchmark.key_blind` (the default) both judges count pitch classes from the estimated tonic
+(`relative` descriptors; the probe's kind with its descriptors so), so the first judge keeps its
+verdict for music moved to another key (the second's LM states may still hear the key); the ranker
+reads `handcrafted`, as the run's judge that generating ranks by.
 
 A second judge of another family, the LM-state probe fitted on the other fold (`state_judge`),
 scores the same pieces: a steering that ranks by descriptors shares the first judge's features,
@@ -37,6 +42,17 @@ def piece_folds(phrases: list[Phrase], n_folds: int, seed: int) -> np.ndarray:
 
 
 @dataclass
+class FoldFeatures:
+    """Features of the labelled phrases, a row each, for the models of `FoldModels`."""
+
+    probe: np.ndarray  # the shipped probe's kind: the fold probe's
+    ranker: np.ndarray  # `handcrafted`, the run's judge's kind: the ranker's
+    judge: np.ndarray  # the judge's (`relative` where benchmark.key_blind)
+    state_judge: np.ndarray  # the second judge's: the probe's kind (key-blind where benchmark.key_blind)
+    cells: np.ndarray | None = None  # final cell states, for the L1 probe's sentiment neurons
+
+
+@dataclass
 class FoldModels:
     """What one fold's steering is built with, and the judge fitted on the other fold."""
 
@@ -46,29 +62,20 @@ class FoldModels:
     probe: object  # LM-state mood probe on steer_rows
     neurons: dict | None  # the L1 probe's sentiment neurons on steer_rows (final_cell features only)
     judge: object  # hand-crafted judge on judge_rows
-    ranker: object  # a hand-crafted model like the judge's, on steer_rows: what rank_by=descriptors ranks by
+    ranker: object  # a hand-crafted model like the run's judge, on steer_rows: what rank_by=descriptors ranks by
     state_judge: object  # LM-state probe on judge_rows: the second judge, of the probe's family
 
 
-def fit_fold(
-    fold: int,
-    folds: np.ndarray,
-    x_probe: np.ndarray,
-    x_judge: np.ndarray,
-    y: np.ndarray,
-    cfg,
-    seed: int,
-    x_cells: np.ndarray | None = None,
-) -> FoldModels:
+def fit_fold(fold: int, folds: np.ndarray, x: FoldFeatures, y: np.ndarray, cfg, seed: int) -> FoldModels:
     """The fold's probe (and the L1 neurons, given final cell states) on its phrases; the judge on the others."""
     steer, judge_rows = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
-    probe = search(x_probe[steer], y[steer], cfg, seed, heads=cfg.heads).model
+    probe = search(x.probe[steer], y[steer], cfg, seed, heads=cfg.heads).model
     neurons = None
-    if x_cells is not None:  # sentiment neurons are units of the top layer's cell state
+    if x.cells is not None:  # sentiment neurons are units of the top layer's cell state
         l1_cfg = with_options(cfg, penalties=["l1"], C=None, heads="joint", class_weight=None)  # as the stage's
-        l1 = search(x_cells[steer], y[steer], l1_cfg, seed).model
+        l1 = search(x.cells[steer], y[steer], l1_cfg, seed).model
         neurons = sentiment_neurons(l1, list(MOODS))
-    judge = search(x_judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
-    ranker = search(x_judge[steer], y[steer], cfg, seed, heads=cfg.heads).model
-    state_judge = search(x_probe[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
+    judge = search(x.judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
+    ranker = search(x.ranker[steer], y[steer], cfg, seed, heads=cfg.heads).model
+    state_judge = search(x.state_judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
     return FoldModels(fold, steer, judge_rows, probe, neurons, judge, ranker, state_judge)

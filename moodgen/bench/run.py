@@ -20,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from ..classifier.augment import transpose_by
-from ..classifier.features import phrase_features
+from ..classifier.features import HANDCRAFTED, key_blind, phrase_features
 from ..classifier.report import write_rows
 from ..config import check_ranges
 from ..data import vgmidi
@@ -32,13 +32,12 @@ from ..moods import MOODS
 from ..steering import STEERING, make_steering
 from ..steering.base import GenerationJob, sampling_stream
 from ..tokenizers import Corpus, encode_corpus
-from .folds import FoldModels, fit_fold, piece_folds
+from .folds import FoldFeatures, FoldModels, fit_fold, piece_folds
 from .musicality import PIECE_COLUMNS, fold_musicality, piece_row
 from .stats import paired_difference, wilson
 from .views import CopyIndex, distribution_confusion, own_mood_closest
 
 log = logging.getLogger("moodgen")
-HANDCRAFTED = "handcrafted"
 # metric name -> row column, in the order of `verdicts`' columns: the judge, the second judge, both as one panel
 JUDGES = {"accuracy": "hit", "state_accuracy": "state_hit", "panel_accuracy": "panel_hit"}
 # metric name and row column: both judges heard the same mood (right or wrong), how far either can be trusted
@@ -123,7 +122,12 @@ def fold_cache(cfg, bundle: ModelBundle, fold: int) -> Path:
 def fold_job(cfg, bundle: ModelBundle, models: FoldModels, labelled: LabelledPhrases, conditioning) -> GenerationJob:
     names = {labelled.phrases[i].path.name for i in models.steer_rows}
     judges = dataclasses.replace(
-        bundle.judges, probe=models.probe, features=cfg.classifier.features, judge=models.judge, ranker=models.ranker
+        bundle.judges,
+        probe=models.probe,
+        features=cfg.classifier.features,
+        judge=models.judge,
+        judge_features=judge_kinds(cfg)[0],
+        ranker=models.ranker,
     )
     return GenerationJob(
         bundle.net,
@@ -312,16 +316,11 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
     start = time.perf_counter()
     cache_dir = Path(cfg.paths.cache_dir)
     labelled = labelled_phrases(bundle, cache_dir, cfg.duration)
-    probe_kind = cfg.classifier.features  # the fold probes read what the shipped probe reads
-    x_probe = phrase_features(probe_kind, bundle.net, bundle.tokenizer, labelled.corpus, cache_dir)
-    x_judge = phrase_features(HANDCRAFTED, bundle.net, bundle.tokenizer, labelled.corpus, cache_dir)
     folds = piece_folds(labelled.phrases, cfg.folds, cfg.split_seed)
     copies = copy_index(bundle)
     configs = method_configs(cfg)
     methods = [c.name for c in configs]
-    x_cells = None
-    if "neurons" in methods:
-        x_cells = phrase_features("final_cell", bundle.net, bundle.tokenizer, labelled.corpus, cache_dir)
+    features = fold_features(cfg, bundle, labelled.corpus, cache_dir, neurons="neurons" in methods)
     memo: dict = {}
 
     def conditioning():  # tokenized once for every fold, only when a method needs it
@@ -333,9 +332,9 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
     musicality: dict[str, list[dict]] = {m: [] for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
     for fold in range(cfg.folds):
-        models = fit_fold(fold, folds, x_probe, x_judge, labelled.moods, cfg.classifier, cfg.seed, x_cells)
+        models = fit_fold(fold, folds, features, labelled.moods, cfg.classifier, cfg.seed)
         job = fold_job(cfg, bundle, models, labelled, conditioning if bundle.conditioning else None)
-        state_judge = dataclasses.replace(job.judges, probe=models.state_judge)
+        state_judge = dataclasses.replace(job.judges, probe=models.state_judge, features=judge_kinds(cfg)[1])
         excerpts = [labelled.scores[i] for i in models.steer_rows]
         real_verdicts += judge_real(job, state_judge, excerpts, labelled.moods[models.steer_rows], fold)
         real = {m: [labelled.scores[i] for i in models.judge_rows if labelled.moods[i] == m] for m in range(4)}
@@ -351,6 +350,26 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
     real_rows = [piece_row(score) for score in labelled.scores]
     return report(
         cfg, rows, real_verdicts, confusion, musicality, real_rows, seconds, methods, out, time.perf_counter() - start
+    )
+
+
+def judge_kinds(cfg) -> tuple[str, str]:
+    """The features of the judge and of the second judge: the run's judge's and the shipped probe's, each
+    with its pitch-class shares counted from the tonic where `key_blind` (experiments/attributes.md)."""
+    kinds = (HANDCRAFTED, cfg.classifier.features)
+    return tuple(key_blind(kind) for kind in kinds) if cfg.key_blind else kinds
+
+
+def fold_features(cfg, bundle: ModelBundle, corpus: Corpus, cache_dir: Path, neurons: bool) -> FoldFeatures:
+    """What the fold models read: the probe what the shipped probe reads, the ranker what the run's judge
+    (which generating ranks by) reads, the judges `judge_kinds`; final cell states only for `neurons`."""
+
+    def of(kind: str) -> np.ndarray:
+        return phrase_features(kind, bundle.net, bundle.tokenizer, corpus, cache_dir)
+
+    judge, state_judge = judge_kinds(cfg)
+    return FoldFeatures(
+        of(cfg.classifier.features), of(HANDCRAFTED), of(judge), of(state_judge), of("final_cell") if neurons else None
     )
 
 

@@ -78,6 +78,20 @@ def musicality_table(metrics: dict, methods: list[str]) -> list[str]:
     return lines
 
 
+def key_line(key_blind: bool) -> str:
+    """What the judges read of pitch, for the semitone section."""
+    if key_blind:
+        return (
+            "Here the judges count pitch classes from each piece's estimated tonic (`key_blind`), so the first"
+            " judge hears the same descriptors but for the register; the second judge's LM states read absolute"
+            " pitches and may still hear the key."
+        )
+    return (
+        "Here the judges read absolute pitch-class shares (`key_blind=false`, as the run's own judge and"
+        " probe): they hear the key."
+    )
+
+
 def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Path) -> Path:
     units = cfg.folds * cfg.seeds * len(MOODS)
     lines = [
@@ -122,9 +136,9 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         "",
         "## A semitone down and up: share of pieces each judge hears in the same mood, moved either way",
         "",
-        "A listener hears a piece's mood in any key. A judge that reads the key (the first judge's descriptors",
-        "hold absolute pitch-class shares) can hear another mood a semitone away; where its share here is low,",
-        "its shares above say in part which key a piece is in.",
+        "A listener hears a piece's mood in any key. A judge that reads the key can hear another mood a semitone",
+        "away; where its share here is low, its shares above say in part which key a piece is in.",
+        key_line(cfg.key_blind),
         "",
         "By the judge:",
         "",

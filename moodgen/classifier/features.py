@@ -5,12 +5,19 @@ Options (``classifier.features``, ``classifier.compare``):
 - ``final_hidden``: the top layer's hidden state after the last token
 - ``mean_hidden``: the top layer's hidden state averaged over the phrase
 - ``all_layers``: every layer's final cell and hidden state, concatenated
-- ``handcrafted``: musical descriptors of the decoded tokens, no LM (``handcrafted.describe``: the judge's)
+- ``handcrafted``: musical descriptors of the decoded tokens, no LM (``handcrafted.describe``: the run's judge's)
+- ``relative``: ``handcrafted`` with its pitch-class shares counted from the estimated tonic
+  (``handcrafted.describe_relative``: the benchmark's judge's, blind to which key the music is in)
 - ``musical``: ``handcrafted`` plus tonal descriptors (``handcrafted.describe_tonal``: scale degrees,
   major-minor contrast, intervals sounding together, steps), no LM
+- ``musical_relative``: ``musical`` without the absolute pitch-class shares (its tonal block has the
+  degrees)
 - ``fused``: ``final_cell`` and ``musical`` side by side; ``fused_<LM kind>`` (e.g. ``fused_mean_hidden``)
   pairs another LM part with them. The probe's scaler standardises every column, so each block
-  arrives standardised.
+  arrives standardised. ``fused_relative`` and ``fused_relative_<LM kind>`` pair ``musical_relative``.
+
+`key_blind(kind)` is the kind with every absolute pitch-class share replaced so (the benchmark's judges;
+LM states stay as they are, and may still hear the key).
 """
 
 from __future__ import annotations
@@ -20,31 +27,61 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+import symusic
 import torch
 
 from ..data.cache import cached
 from ..errors import MoodgenError
 from ..tokenizers import Corpus
-from .handcrafted import NAMES, TONAL_NAMES, describe, describe_tonal
+from .handcrafted import (
+    KEYLESS_NAMES,
+    NAMES,
+    RELATIVE_NAMES,
+    TONAL_NAMES,
+    describe,
+    describe_keyless,
+    describe_relative,
+    describe_tonal,
+)
 
 FEATURES = ("final_cell", "final_hidden", "mean_hidden", "all_layers")  # LM state kinds
 HANDCRAFTED = "handcrafted"  # the hand-crafted judge's descriptors
+RELATIVE = "relative"  # HANDCRAFTED in scale degrees: the same row in every key
 MUSICAL = "musical"  # HANDCRAFTED + tonal descriptors
-DESCRIPTORS = {HANDCRAFTED: (NAMES, (describe,)), MUSICAL: ((*NAMES, *TONAL_NAMES), (describe, describe_tonal))}
-FUSED = "fused"  # FUSED alone pairs FUSED_LM with MUSICAL; fused_<kind> pairs <kind>
-FUSED_LM = "final_cell"
-KINDS = (*FEATURES, *DESCRIPTORS, FUSED, *(f"{FUSED}_{kind}" for kind in FEATURES))
+MUSICAL_RELATIVE = "musical_relative"  # MUSICAL without absolute pitch classes
+DESCRIPTORS = {
+    HANDCRAFTED: (NAMES, (describe,)),
+    RELATIVE: (RELATIVE_NAMES, (describe_relative,)),
+    MUSICAL: ((*NAMES, *TONAL_NAMES), (describe, describe_tonal)),
+    MUSICAL_RELATIVE: ((*KEYLESS_NAMES, *TONAL_NAMES), (describe_keyless, describe_tonal)),
+}
+FUSED_LM = "final_cell"  # the LM part of `fused` alone; fused_<kind> pairs <kind>
+FUSED = {"fused": MUSICAL, "fused_relative": MUSICAL_RELATIVE}  # prefix -> the descriptor block it pairs
+KINDS = (*FEATURES, *DESCRIPTORS, *(kind for fused in FUSED for kind in (fused, *(f"{fused}_{k}" for k in FEATURES))))
+KEY_BLIND = {HANDCRAFTED: RELATIVE, MUSICAL: MUSICAL_RELATIVE}  # descriptor blocks' key-blind twins
 
 
 def feature_blocks(kind: str) -> tuple[str, ...]:
     """The blocks a feature kind concatenates, in order: ('final_cell', 'musical') for 'fused'."""
     if kind in (*FEATURES, *DESCRIPTORS):
         return (kind,)
-    if kind == FUSED:
-        return (FUSED_LM, MUSICAL)
-    if kind.startswith(f"{FUSED}_") and kind.removeprefix(f"{FUSED}_") in FEATURES:
-        return (kind.removeprefix(f"{FUSED}_"), MUSICAL)
+    for prefix, block in FUSED.items():
+        if kind == prefix:
+            return (FUSED_LM, block)
+        if kind.startswith(f"{prefix}_") and kind.removeprefix(f"{prefix}_") in FEATURES:
+            return (kind.removeprefix(f"{prefix}_"), block)
     raise MoodgenError(f"unknown classifier feature {kind!r}: use {', '.join(KINDS)}")
+
+
+def key_blind(kind: str) -> str:
+    """`kind` with its absolute pitch-class shares counted from the estimated tonic instead: 'relative' for
+    'handcrafted', 'fused_relative_mean_hidden' for 'fused_mean_hidden'; LM states alone stay as they are."""
+    blocks = feature_blocks(kind)
+    if kind in KEY_BLIND:
+        return KEY_BLIND[kind]
+    if blocks[-1] == MUSICAL:  # fused or fused_<LM kind>
+        return f"fused_relative_{blocks[0]}"
+    return kind
 
 
 def uses_lm(kind: str) -> bool:
@@ -73,21 +110,26 @@ def phrase_features(
 
 
 def descriptor_features(block: str, tokenizer, corpus: Corpus) -> np.ndarray:
-    """`handcrafted` or `musical` descriptors of each piece as the tokenizer decodes it (the view a
-    generated piece gets).
+    """A descriptor block's rows (one of DESCRIPTORS) for each piece as the tokenizer decodes it (the view
+    a generated piece gets).
 
     A piece without notes (a silent generated piece) gets a row of zeros: its callers treat silence
     as no mood, and a row of numbers keeps the batch's other rows scorable.
     """
-    names, functions = DESCRIPTORS[block]
+    names, _ = DESCRIPTORS[block]
     rows = []
     for i in range(len(corpus.offsets) - 1):
         score = tokenizer.decode([corpus.piece(i)[1:-1].tolist()])
         if not any(len(track.notes) for track in score.tracks):
             rows.append(np.zeros(len(names), dtype=np.float32))
         else:
-            rows.append(np.concatenate([describe_part(score) for describe_part in functions]))
+            rows.append(score_descriptors(block, score))
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, len(names)), dtype=np.float32)
+
+
+def score_descriptors(block: str, score: symusic.Score) -> np.ndarray:
+    """One score's row of a descriptor block (it must have notes)."""
+    return np.concatenate([describe_part(score) for describe_part in DESCRIPTORS[block][1]])
 
 
 def weights_id(net: torch.nn.Module) -> str:

@@ -5,10 +5,14 @@ generated piece gets), so this classifier can judge generated music without a do
 the absolute length is left out because generated pieces are cut to a requested length.
 
 `describe` is the hand-crafted judge's vector (NAMES) and stays as it is: judges stored with
-earlier runs read it. `describe_tonal` adds what it lacks for valence (TONAL_NAMES): how clearly
-major rather than minor, the pitch-class histogram relative to the estimated tonic (scale
-degrees, so the same melody in another key looks the same), the intervals sounding together,
-and the size and direction of the steps between successive notes.
+earlier runs read it. `describe_relative` is the same vector with its 12 pitch-class shares counted
+from the estimated tonic (RELATIVE_NAMES): what the benchmark's judge reads, so music moved to
+another key keeps its verdict (experiments/attributes.md, "hears the key"). `describe_keyless`
+leaves those shares out, for beside `describe_tonal`, which has the degrees. `describe_tonal` adds
+what it lacks for valence (TONAL_NAMES): how clearly major rather than minor, the pitch-class
+histogram relative to the estimated tonic (scale degrees, so the same melody in another key looks
+the same), the intervals sounding together, and the size and direction of the steps between
+successive notes.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ NAMES = (
     + ["duration_mean", "duration_std", "ioi_mean", "polyphony_mean"]
 )
 
+PITCH_CLASSES = slice(NAMES.index("pc_0"), NAMES.index("pc_11") + 1)
+RELATIVE_NAMES = [name.replace("pc_", "degree_") for name in NAMES]
+KEYLESS_NAMES = [name for name in NAMES if not name.startswith("pc_")]
 
 TONAL_NAMES = (
     ["mode_contrast"]
@@ -60,11 +67,17 @@ def key_correlations(pitch_class_hist: np.ndarray) -> dict[str, tuple[float, int
     return best
 
 
+def best_key(pitch_class_hist: np.ndarray) -> tuple[str, float, int]:
+    """(mode, correlation, tonic 0 (C) .. 11) of the better-correlated mode; a tie counts as major."""
+    keys = key_correlations(pitch_class_hist)
+    mode = "major" if keys["major"][0] >= keys["minor"][0] else "minor"
+    return mode, *keys[mode]
+
+
 def key_estimate(pitch_class_hist: np.ndarray) -> tuple[float, float]:
     """(1 if major else 0, correlation of the best key profile): Krumhansl-Schmuckler."""
-    keys = key_correlations(pitch_class_hist)
-    mode = "major" if keys["major"][0] >= keys["minor"][0] else "minor"  # a tie counts as major
-    return float(mode == "major"), keys[mode][0]
+    mode, correlation, _ = best_key(pitch_class_hist)
+    return float(mode == "major"), correlation
 
 
 def _notes(score: symusic.Score) -> tuple[np.ndarray, np.ndarray]:
@@ -89,12 +102,11 @@ def describe_tonal(score: symusic.Score) -> np.ndarray:
     pitch, onset = _notes(score)
     pc_hist = np.bincount(pitch.astype(int) % 12, minlength=12) / len(pitch)
     keys = key_correlations(pc_hist)
-    tonic = keys["major" if keys["major"][0] >= keys["minor"][0] else "minor"][1]
     steps = np.diff(pitch)  # successive notes in onset order, across voices
     row = np.array(
         [
             keys["major"][0] - keys["minor"][0],
-            *np.roll(pc_hist, -tonic),
+            *np.roll(pc_hist, -best_key(pc_hist)[2]),
             *chord_intervals(pitch, onset),
             np.abs(steps).mean() if len(steps) else 0.0,
             (steps > 0).mean() if len(steps) else 0.0,
@@ -140,3 +152,17 @@ def describe(score: symusic.Score) -> np.ndarray:
         dtype=np.float32,
     )
     return finite(row, NAMES)
+
+
+def describe_relative(score: symusic.Score) -> np.ndarray:
+    """`describe`'s vector with its pitch-class shares as scale degrees (len(RELATIVE_NAMES)): share of the
+    tonic, of a semitone above it, ... A piece moved by k semitones (none leaving MIDI's range) gets the same
+    row but for its pitch mean, minimum and maximum, each moved by k."""
+    row = describe(score)
+    row[PITCH_CLASSES] = np.roll(row[PITCH_CLASSES], -best_key(row[PITCH_CLASSES])[2])
+    return row
+
+
+def describe_keyless(score: symusic.Score) -> np.ndarray:
+    """`describe`'s vector without its pitch-class shares (len(KEYLESS_NAMES)), for beside `describe_tonal`."""
+    return np.delete(describe(score), PITCH_CLASSES)

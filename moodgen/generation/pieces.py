@@ -12,8 +12,7 @@ import numpy as np
 import symusic
 import torch
 
-from ..classifier.features import phrase_features
-from ..classifier.handcrafted import describe
+from ..classifier.features import HANDCRAFTED, phrase_features, score_descriptors
 from ..moods import MOODS
 from ..tokenizers import Corpus, encode_score
 from .render import note_count, piano_roll_png, render_wav
@@ -99,6 +98,8 @@ class Judges:
     probe: object | None = None  # sklearn on LM features (`features` kind)
     features: str = "final_cell"
     judge: object | None = None  # sklearn on hand-crafted descriptors, independent of the LM
+    # the descriptors the judge reads: the run's judge `handcrafted`; the benchmark's `relative` (blind to the key)
+    judge_features: str = HANDCRAFTED
     # what steering may rank candidates by on descriptors (rank_by=descriptors): the run's judge when
     # generating; in the benchmark a model of the steering's own fold, never the judge that scores it
     ranker: object | None = None
@@ -123,16 +124,17 @@ class Judges:
 
     def judge_proba(self, scores: list[symusic.Score]) -> np.ndarray | None:
         """[n, 4] by the hand-crafted judge; a row of NaN for a piece without notes (no mood)."""
-        return None if self.judge is None else descriptor_proba(self.judge, scores)
+        return None if self.judge is None else descriptor_proba(self.judge, scores, self.judge_features)
 
     def ranker_proba(self, scores: list[symusic.Score]) -> np.ndarray | None:
-        """[n, 4] by the descriptor model steering ranks with (as judge_proba)."""
+        """[n, 4] by the descriptor model steering ranks with (as judge_proba), on `handcrafted` descriptors
+        like the run's judge that generating ranks by."""
         return None if self.ranker is None else descriptor_proba(self.ranker, scores)
 
 
-def descriptor_proba(model, scores: list[symusic.Score]) -> np.ndarray:
-    """[n, 4] of a model on hand-crafted descriptors; a row of NaN for a piece without notes (no mood)."""
-    rows = [describe(s) if note_count(s) else None for s in scores]
+def descriptor_proba(model, scores: list[symusic.Score], block: str = HANDCRAFTED) -> np.ndarray:
+    """[n, 4] of a model on a block of descriptors; a row of NaN for a piece without notes (no mood)."""
+    rows = [score_descriptors(block, s) if note_count(s) else None for s in scores]
     proba = np.full((len(scores), len(MOODS)), np.nan)
     sounding = [i for i, r in enumerate(rows) if r is not None]
     if sounding:
