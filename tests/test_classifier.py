@@ -292,9 +292,18 @@ def test_key_blind_descriptors_are_the_same_in_every_key(block, semitones, tmp_p
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_has_a_key_blind_twin_with_its_lm_part(kind):
+    """The twin keeps the LM part and every descriptor but the absolute pitch-class shares (degrees may
+    take their place), and adds no other."""
     blocks, blind = feature_blocks(kind), feature_blocks(key_blind(kind))
     assert not {HANDCRAFTED, MUSICAL} & set(blind)  # the blocks holding absolute pitch-class shares
     assert len(blind) == len(blocks) and [b for b in blind if b in FEATURES] == [b for b in blocks if b in FEATURES]
+
+    def names(of):
+        return {n for block in of if block in DESCRIPTORS for n in DESCRIPTORS[block][0]}
+
+    kept = {n for n in names(blocks) if not n.startswith("pc_")}
+    degrees = {f"degree_{i}" for i in range(12)}
+    assert kept <= names(blind) <= kept | degrees
     assert key_blind(key_blind(kind)) == key_blind(kind)
 
 

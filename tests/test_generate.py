@@ -385,8 +385,8 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
 
     from mlflow.tracking import MlflowClient
 
-    from moodgen.bench.folds import FoldFeatures, fit_fold, piece_folds
-    from moodgen.bench.run import judge_kinds, labelled_phrases, yardsticks
+    from moodgen.bench.folds import fit_fold, piece_folds
+    from moodgen.bench.run import fold_features, judge_kinds, labelled_phrases, yardsticks
     from moodgen.benchmark import benchmark
     from moodgen.classifier.features import HANDCRAFTED, RELATIVE, phrase_features
     from moodgen.generation.bundle import VGMIDI
@@ -458,15 +458,20 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     assert metrics["bench/attributes/state_key_stable"] == pytest.approx(np.mean(stable))
     assert all(r["key_stable"] == "0" for r in mine if r["judged"] == "silent")  # no mood to keep
     assert "A semitone down and up" in summary and "from each piece's estimated tonic (`key_blind`)" in summary
-    # key_blind: the judges read pitch classes from the tonic. Refitted on those features, each fold's judges
-    # give real.csv's verdicts; judges fed the absolute shares they did not learn from would not
+    # key_blind: the judges read pitch classes from the tonic, the ranker and the probe what the run's judge
+    # and probe read. Refitted on those features, each fold's judges give real.csv's verdicts; judges fed the
+    # absolute shares they did not learn from would not
     assert cfg.key_blind and judge_kinds(cfg) == (RELATIVE, "fused_relative_mean_hidden")
     labelled = labelled_phrases(bundle, Path(cfg.paths.cache_dir), cfg.duration)
 
     def of(kind):
         return phrase_features(kind, bundle.net, bundle.tokenizer, labelled.corpus, Path(cfg.paths.cache_dir))
 
-    features = FoldFeatures(*(of(kind) for kind in (cfg.classifier.features, HANDCRAFTED, *judge_kinds(cfg))))
+    features = fold_features(cfg, bundle, labelled.corpus, Path(cfg.paths.cache_dir), neurons=False)
+    kinds = {"probe": cfg.classifier.features, "ranker": HANDCRAFTED}
+    kinds |= dict(zip(("judge", "state_judge"), judge_kinds(cfg), strict=True))
+    for model, kind in kinds.items():
+        assert np.array_equal(getattr(features, model), of(kind)), model
     for fold in (0, 1):
         models = fit_fold(fold, folds, features, labelled.moods, cfg.classifier, cfg.seed)
         excerpts = [labelled.scores[i] for i in np.flatnonzero(folds == fold)]

@@ -13,7 +13,7 @@ verdict for music moved to another key (the second's LM states may still hear th
 reads `handcrafted`, as the run's judge that generating ranks by.
 
 A second judge of another family, the LM-state probe fitted on the other fold (`state_judge`),
-scores the same pieces: a steering that ranks by descriptors shares the first judge's features,
+scores the same pieces: a steering that ranks by descriptors shares the first judge's family of features,
 so a gain that the second judge does not see is the descriptor family's habit, not the mood.
 """
 

@@ -45,7 +45,7 @@ from .handcrafted import (
 )
 
 FEATURES = ("final_cell", "final_hidden", "mean_hidden", "all_layers")  # LM state kinds
-HANDCRAFTED = "handcrafted"  # the hand-crafted judge's descriptors
+HANDCRAFTED = "handcrafted"  # the run's hand-crafted judge's descriptors (and the benchmark's ranker's)
 RELATIVE = "relative"  # HANDCRAFTED in scale degrees: the same row in every key
 MUSICAL = "musical"  # HANDCRAFTED + tonal descriptors
 MUSICAL_RELATIVE = "musical_relative"  # MUSICAL without absolute pitch classes

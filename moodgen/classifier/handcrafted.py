@@ -4,15 +4,15 @@ The classifier stage computes them on the phrase as the tokenizer decodes it (th
 generated piece gets), so this classifier can judge generated music without a domain shift;
 the absolute length is left out because generated pieces are cut to a requested length.
 
-`describe` is the hand-crafted judge's vector (NAMES) and stays as it is: judges stored with
-earlier runs read it. `describe_relative` is the same vector with its 12 pitch-class shares counted
-from the estimated tonic (RELATIVE_NAMES): what the benchmark's judge reads, so music moved to
-another key keeps its verdict (experiments/attributes.md, "hears the key"). `describe_keyless`
-leaves those shares out, for beside `describe_tonal`, which has the degrees. `describe_tonal` adds
-what it lacks for valence (TONAL_NAMES): how clearly major rather than minor, the pitch-class
-histogram relative to the estimated tonic (scale degrees, so the same melody in another key looks
-the same), the intervals sounding together, and the size and direction of the steps between
-successive notes.
+`describe` is the run's hand-crafted judge's vector (NAMES; the benchmark's ranker reads it too) and
+stays as it is: judges stored with earlier runs read it. `describe_relative` is the same vector with
+its 12 pitch-class shares counted from the estimated tonic (RELATIVE_NAMES): what the benchmark's
+judge reads, so music moved to another key keeps its verdict (experiments/attributes.md, "hears the
+key"). `describe_keyless` leaves those shares out, for beside `describe_tonal`, which has the
+degrees. `describe_tonal` adds what it lacks for valence (TONAL_NAMES): how clearly major rather
+than minor, the pitch-class histogram relative to the estimated tonic (scale degrees, so the same
+melody in another key looks the same), the intervals sounding together, and the size and direction
+of the steps between successive notes.
 """
 
 from __future__ import annotations
@@ -67,10 +67,15 @@ def key_correlations(pitch_class_hist: np.ndarray) -> dict[str, tuple[float, int
     return best
 
 
+def better_mode(keys: dict[str, tuple[float, int]]) -> str:
+    """The mode whose key profile correlates better (`key_correlations`' keys); a tie counts as major."""
+    return "major" if keys["major"][0] >= keys["minor"][0] else "minor"
+
+
 def best_key(pitch_class_hist: np.ndarray) -> tuple[str, float, int]:
-    """(mode, correlation, tonic 0 (C) .. 11) of the better-correlated mode; a tie counts as major."""
+    """(mode, correlation, tonic 0 (C) .. 11) of the better-correlated mode."""
     keys = key_correlations(pitch_class_hist)
-    mode = "major" if keys["major"][0] >= keys["minor"][0] else "minor"
+    mode = better_mode(keys)
     return mode, *keys[mode]
 
 
@@ -106,7 +111,7 @@ def describe_tonal(score: symusic.Score) -> np.ndarray:
     row = np.array(
         [
             keys["major"][0] - keys["minor"][0],
-            *np.roll(pc_hist, -best_key(pc_hist)[2]),
+            *np.roll(pc_hist, -keys[better_mode(keys)][1]),
             *chord_intervals(pitch, onset),
             np.abs(steps).mean() if len(steps) else 0.0,
             (steps > 0).mean() if len(steps) else 0.0,
