@@ -7,6 +7,7 @@ the same streams, so methods are compared unit by unit (paired by seed).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -364,6 +365,7 @@ def fold_features(cfg, bundle: ModelBundle, corpus: Corpus, cache_dir: Path, neu
     """What the fold models read: the probe what the shipped probe reads, the ranker what the run's judge
     (which generating ranks by) reads, the judges `judge_kinds`; final cell states only for `neurons`."""
 
+    @functools.cache  # with key_blind=false the judge reads the ranker's kind: computed once
     def of(kind: str) -> np.ndarray:
         return phrase_features(kind, bundle.net, bundle.tokenizer, corpus, cache_dir)
 
