@@ -257,6 +257,10 @@ def test_bad_attribute_options_are_one_line_naming_the_fix():
         check_options(steering_cfg(hold=["density"], candidates=1))
     with pytest.raises(MoodgenError, match=r"steering\.moods\.calm\.hold=\[loudness\] \(name each"):
         check_options(steering_cfg(moods={"calm": {"hold": ["loudness"]}}))
+    with pytest.raises(MoodgenError, match=r"steering\.lean_on=root \(use triad or third_fifth\)"):
+        check_options(steering_cfg(lean_on="root"))
+    with pytest.raises(MoodgenError, match=r"steering\.moods\.happy\.lean_on=fifth \(use triad, third_fifth or null\)"):
+        check_options(steering_cfg(moods={"happy": {"lean_on": "fifth"}}))
 
 
 def test_hold_counts_the_bins_each_candidate_is_from_what_it_asked_for(tokenizer):
@@ -324,7 +328,7 @@ def test_guidance_mixes_conditioned_and_unconditioned_logits(attribute_lm):
 def constraint_cfg(**options):
     defaults = {"scale": "mask", "scale_bias": 4.0, "velocity_range": False, "register_range": False, "max_chord": 0}
     defaults["keep_note_share"] = True
-    defaults["tonic_bias"] = 0.0
+    defaults["tonic_bias"], defaults["lean_on"] = 0.0, "triad"
     return SimpleNamespace(**(defaults | options))
 
 
@@ -460,6 +464,18 @@ def test_a_moods_own_tonic_bias_wins_over_the_steerings(tokenizer):
     assert constraints.base[0, tokenizer.vocab["Pitch_62"]] == 0.0
     with pytest.raises(MoodgenError, match=r"steering\.moods\.calm\.guidance"):
         check_options(steering_cfg(moods={"calm": {"guidance": -2.0}}))
+
+
+@pytest.mark.parametrize("scale, third", [("major", 64), ("minor", 63)])
+def test_leaning_on_the_third_and_fifth_leaves_the_tonic_as_the_lm_has_it(tokenizer, scale, third):
+    """lean_on=third_fifth: the bias goes to the tonic chord's third and fifth in every octave, not its root; a
+    mood's own lean_on wins over the steering's."""
+    constraints = Constraints(tokenizer.vocab, len(tokenizer.vocab), constraint_cfg(scale="off", lean_on="triad"))
+    constraints.start(np.array([0]), scale, np.array([0, 127]), np.array([0, 127]), 3.0, "third_fifth")
+    logit = {p: float(constraints.base[0, tokenizer.vocab[f"Pitch_{p}"]]) for p in (48, 60, third, third + 12, 67, 62)}
+    assert logit == {48: 0.0, 60: 0.0, third: 3.0, third + 12: 3.0, 67: 3.0, 62: 0.0}
+    constraints.start(np.array([0]), scale, np.array([0, 127]), np.array([0, 127]), 3.0)  # the steering's: triad
+    assert float(constraints.base[0, tokenizer.vocab["Pitch_60"]]) == 3.0
 
 
 @pytest.mark.parametrize("scale, temperature", [("bias", 1.0), ("mask", 1.0), ("bias", 0.5)])

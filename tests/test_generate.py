@@ -380,6 +380,25 @@ def test_attribute_steering_ranks_as_its_keep_says(model_store, monkeypatch):
             assert asked >= 0 and bins_off.tolist() == [UNMEASURED_OFF if g < 0 else abs(g - asked) for g in got]
 
 
+def test_the_degrees_a_tonic_bias_leans_on_are_the_moods_own_else_the_steerings(model_store, monkeypatch):
+    from moodgen.steering.constraints import Constraints
+
+    started, real = [], Constraints.start
+    monkeypatch.setattr(Constraints, "start", lambda self, *args: started.append(args) or real(self, *args))
+    cfg = compose_generate(model_store, ["mood=angry", "steering=attributes", *TINY_CONDITIONED])
+    bundle = from_run(cfg, "latest")
+    job = job_of(bundle, cache_dir=bundle.steering_dir, conditioning=bundle.conditioning)
+    cases = [
+        ({"moods": {"angry": {"lean_on": "third_fifth"}}}, "third_fifth"),  # the mood's own
+        ({"moods": {"calm": {"lean_on": "third_fifth"}}}, "triad"),  # another mood's
+        ({"lean_on": "third_fifth"}, "third_fifth"),  # steering's, the mood's file silent (null)
+        ({"lean_on": "third_fifth", "moods": {"angry": {"lean_on": "triad"}}}, "triad"),
+    ]
+    for options, leaned in cases:
+        AttributeSteering(OmegaConf.merge(cfg.steering, {"candidates": 1, **options})).generate(job, 2, 1)  # angry
+        assert started[-1][-1] == leaned, options
+
+
 def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path):
     import csv
 

@@ -39,7 +39,7 @@ from ..moods import MOODS
 from ..tokenizers import bos_id
 from .base import GenerationJob, Steering, cached_finetune, plain_settings, settings_key
 from .conditioned import IGNORE, chunks
-from .constraints import Constraints
+from .constraints import LEAN_ON, Constraints
 from .rerank import keep_best, ranking_problems
 
 log = logging.getLogger("moodgen")
@@ -174,9 +174,13 @@ def check_options(cfg) -> None:
     missing = [m for m in MOODS if m not in cfg.moods]
     if missing:
         bad.append(f"steering.moods lacks {', '.join(missing)} (conf/mood_profile/<mood>.yaml)")
+    if cfg.lean_on not in LEAN_ON:
+        bad.append(f"steering.lean_on={cfg.lean_on} (use {' or '.join(LEAN_ON)})")
     for mood, own in cfg.moods.items():
         if own.scale not in (None, "major", "minor"):
             bad.append(f"conf/mood_profile/{mood}.yaml: scale={own.scale} (major, minor or null)")
+        if own.lean_on not in (None, *LEAN_ON):
+            bad.append(f"steering.moods.{mood}.lean_on={own.lean_on} (use {', '.join(LEAN_ON)} or null)")
     asked = [n for n in check_names(cfg.attributes) if not ATTRIBUTES[n].per_piece]
     holds = {"steering.hold": cfg.hold, **{f"steering.moods.{m}.hold": own.hold for m, own in cfg.moods.items()}}
     for option, names in holds.items():
@@ -316,7 +320,7 @@ class AttributeSteering(Steering):
         return tonic, condition
 
     def mood_option(self, mood: int, name: str):
-        """The mood's own value of an option its file may set (guidance, tonic_bias, hold), else steering's."""
+        """The mood's own value of an option its file may set (guidance, tonic_bias, lean_on, hold), else steering's."""
         own = getattr(self.cfg.moods[MOODS[mood]], name)
         return getattr(self.cfg, name) if own is None else own
 
@@ -325,8 +329,8 @@ class AttributeSteering(Steering):
         tonic, condition = self.candidate_conditions(mood, n, job)
         constraints = Constraints(job.tokenizer.vocab, job.net.head.out_features, cfg, job.temperature)
         pitch = self.candidate_registers(mood, n, job)
-        tonic_bias = self.mood_option(mood, "tonic_bias")
-        constraints.start(tonic, targets.scale[mood], targets.velocity[mood], pitch, tonic_bias)
+        leaning = self.mood_option(mood, "tonic_bias"), self.mood_option(mood, "lean_on")
+        constraints.start(tonic, targets.scale[mood], targets.velocity[mood], pitch, *leaning)
         guided = Guided(
             self.attribute_net(job), torch.as_tensor(condition), self.mood_option(mood, "guidance"), constraints
         )

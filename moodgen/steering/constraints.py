@@ -9,7 +9,8 @@ Each constraint is a switch of `steering=attributes` so its effect can be measur
 - max_chord: at most this many pitches at one position (0: no limit);
 - tonic_bias: logits added to the pitches of the key's tonic triad, so the key is heard as the
   mood's (a natural minor scale holds the same pitch classes as its relative major: what tells
-  them apart is which notes the music leans on).
+  them apart is which notes the music leans on); `lean_on=third_fifth` adds them to the third and
+  fifth only, so the mode is heard without the tonic repeated more often.
 The key, tonic bias and register choose which pitch a note gets, never whether a note comes: the
 pitches' total probability is kept the LM's (`note_share_kept`, switch `keep_note_share`); only max_chord
 removes notes.
@@ -25,6 +26,11 @@ import torch
 from ..attributes.targets import SCALES
 
 TIME_MOVES = ("Bar_", "Position_", "TimeShift_")
+# the tonic chord's degrees a tonic bias leans on, by scale: the whole triad, or its third and fifth
+LEAN_ON = {
+    "triad": {"major": (0, 4, 7), "minor": (0, 3, 7)},
+    "third_fifth": {"major": (4, 7), "minor": (3, 7)},
+}
 
 
 def token_values(vocab: dict[str, int], prefixes: tuple[str, ...]) -> dict[int, int]:
@@ -54,12 +60,19 @@ class Constraints:
         self.chord: torch.Tensor | None = None
 
     def start(
-        self, tonic: np.ndarray, scale: str, velocity: np.ndarray, pitch: np.ndarray, tonic_bias: float | None = None
+        self,
+        tonic: np.ndarray,
+        scale: str,
+        velocity: np.ndarray,
+        pitch: np.ndarray,
+        tonic_bias: float | None = None,
+        lean_on: str | None = None,
     ) -> None:
-        """The fixed part of the mask for rows with these tonics, the mood's scale, ranges and tonic
-        bias (None: the config's)."""
+        """The fixed part of the mask for rows with these tonics, the mood's scale, ranges, tonic
+        bias and the degrees it leans on (None: the config's)."""
         n, cfg = len(tonic), self.cfg
         tonic_bias = cfg.tonic_bias if tonic_bias is None else tonic_bias
+        lean_on = cfg.lean_on if lean_on is None else lean_on
         base = torch.zeros(n, self.size)
         ids = np.array(sorted(self.pitch))
         values = np.array([self.pitch[t] for t in ids])
@@ -69,9 +82,9 @@ class Constraints:
             penalty = float("-inf") if cfg.scale == "mask" else -float(cfg.scale_bias)
             base[:, ids] = torch.where(outside, penalty, 0.0)
         if tonic_bias:
-            triad = (0, 3 if scale == "minor" else 4, 7)
             degrees = (values[None] - np.asarray(tonic)[:, None]) % 12
-            base[:, ids] += torch.as_tensor(np.isin(degrees, triad), dtype=torch.float) * float(tonic_bias)
+            leaned = np.isin(degrees, LEAN_ON[lean_on][scale])
+            base[:, ids] += torch.as_tensor(leaned, dtype=torch.float) * float(tonic_bias)
         if cfg.register_range:
             pitch = np.broadcast_to(np.asarray(pitch), (n, 2))  # one range for all rows, or one per row
             outside = (values[None] < pitch[:, :1]) | (values[None] > pitch[:, 1:])  # [n, pitches]
