@@ -407,6 +407,7 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     from moodgen.bench.folds import fit_fold, piece_folds
     from moodgen.bench.run import fold_features, judge_kinds, labelled_phrases, yardsticks
     from moodgen.benchmark import benchmark
+    from moodgen.classifier.augment import configured_copies
     from moodgen.classifier.features import HANDCRAFTED, RELATIVE, phrase_features
     from moodgen.generation.bundle import VGMIDI
     from moodgen.generation.pieces import descriptor_proba, mood_name, predicted_moods, score_ids
@@ -486,11 +487,18 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     def of(kind):
         return phrase_features(kind, bundle.net, bundle.tokenizer, labelled.corpus, Path(cfg.paths.cache_dir))
 
-    features = fold_features(cfg, bundle, labelled.corpus, Path(cfg.paths.cache_dir), neurons=False)
+    features = fold_features(cfg, bundle, labelled, Path(cfg.paths.cache_dir), neurons=False)
     kinds = {"probe": cfg.classifier.features, "ranker": HANDCRAFTED}
     kinds |= dict(zip(("judge", "state_judge"), judge_kinds(cfg), strict=True))
     for model, kind in kinds.items():
         assert np.array_equal(getattr(features, model), of(kind)), model
+    # the probe and the ranker learn from the phrases' classifier.augment copies too, as the stage trains the run's
+    copies, source = configured_copies(bundle.tokenizer, [p.path for p in labelled.phrases], cfg.classifier)
+    assert cfg.classifier.augment and len(source) > len(labelled.phrases)
+    for model in ("probe", "ranker"):
+        copied = phrase_features(kinds[model], bundle.net, bundle.tokenizer, copies, Path(cfg.paths.cache_dir))
+        assert np.array_equal(getattr(features, f"{model}_copies").x, copied), model
+        assert np.array_equal(getattr(features, f"{model}_copies").source, source), model
     for fold in (0, 1):
         models = fit_fold(fold, folds, features, labelled.moods, cfg.classifier, cfg.seed)
         excerpts = [labelled.scores[i] for i in np.flatnonzero(folds == fold)]

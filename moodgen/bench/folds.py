@@ -2,7 +2,9 @@
 
 For fold f, everything a steering method learns from labelled music (the LM-state probe that
 rerank and the GA follow, the descriptor model that rank_by=descriptors follows, the L1 probe's
-sentiment neurons, the phrases the conditioned LM is fine-tuned on) comes from fold f; the
+sentiment neurons, the phrases the conditioned LM is fine-tuned on) comes from fold f, the probe and
+the descriptor model learning from the fold's `classifier.augment` copies too, as the classifier stage
+trains the run's probe and judge (the models generating steers by); the
 hand-crafted judge that scores its pieces is fitted on the other fold only. The judge's accuracy on
 fold f's real phrases, cut to the pieces' length, is the yardstick (`moodgen.bench.run.judge_real`):
 what the judge makes of real music of each mood that it never saw.
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
+from ..classifier.augment import ExtraRows
 from ..classifier.neurons import sentiment_neurons
 from ..classifier.search import search, with_options
 from ..data.vgmidi import Phrase
@@ -50,6 +53,9 @@ class FoldFeatures:
     judge: np.ndarray  # the judge's (`relative` where benchmark.key_blind)
     state_judge: np.ndarray  # the second judge's: the probe's kind (key-blind where benchmark.key_blind)
     cells: np.ndarray | None = None  # final cell states, for the L1 probe's sentiment neurons
+    # the phrases' classifier.augment copies in the probe's and the ranker's kinds (None: no augment)
+    probe_copies: ExtraRows | None = None
+    ranker_copies: ExtraRows | None = None
 
 
 @dataclass
@@ -59,23 +65,33 @@ class FoldModels:
     fold: int
     steer_rows: np.ndarray  # phrases the steering may learn from
     judge_rows: np.ndarray  # phrases the judge learned from
-    probe: object  # LM-state mood probe on steer_rows
+    probe: object  # LM-state mood probe on steer_rows (and their copies)
     neurons: dict | None  # the L1 probe's sentiment neurons on steer_rows (final_cell features only)
     judge: object  # hand-crafted judge on judge_rows
-    ranker: object  # a hand-crafted model like the run's judge, on steer_rows: what rank_by=descriptors ranks by
+    ranker: object  # a hand-crafted model like the run's judge, on steer_rows and their copies: rank_by=descriptors'
     state_judge: object  # LM-state probe on judge_rows: the second judge, of the probe's family
 
 
 def fit_fold(fold: int, folds: np.ndarray, x: FoldFeatures, y: np.ndarray, cfg, seed: int) -> FoldModels:
-    """The fold's probe (and the L1 neurons, given final cell states) on its phrases; the judge on the others."""
+    """The fold's probe and ranker on its phrases and their copies (the L1 neurons, given final cell states, on
+    its phrases, as the stage's); the judges on the other fold's phrases alone."""
     steer, judge_rows = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
-    probe = search(x.probe[steer], y[steer], cfg, seed, heads=cfg.heads).model
+
+    def steering_model(features: np.ndarray, copies: ExtraRows | None):
+        return search(features[steer], y[steer], cfg, seed, extra=copies_of(copies, steer), heads=cfg.heads).model
+
+    probe = steering_model(x.probe, x.probe_copies)
     neurons = None
     if x.cells is not None:  # sentiment neurons are units of the top layer's cell state
         l1_cfg = with_options(cfg, penalties=["l1"], C=None, heads="joint", class_weight=None)  # as the stage's
         l1 = search(x.cells[steer], y[steer], l1_cfg, seed).model
         neurons = sentiment_neurons(l1, list(MOODS))
     judge = search(x.judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
-    ranker = search(x.ranker[steer], y[steer], cfg, seed, heads=cfg.heads).model
+    ranker = steering_model(x.ranker, x.ranker_copies)
     state_judge = search(x.state_judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
     return FoldModels(fold, steer, judge_rows, probe, neurons, judge, ranker, state_judge)
+
+
+def copies_of(copies: ExtraRows | None, rows: np.ndarray) -> ExtraRows | None:
+    """The copies of these rows only (none of another fold's phrases), or None."""
+    return None if copies is None else copies.of(rows)

@@ -20,7 +20,7 @@ import symusic
 import torch
 from omegaconf import OmegaConf
 
-from ..classifier.augment import transpose_by
+from ..classifier.augment import ExtraRows, configured_copies, transpose_by
 from ..classifier.features import HANDCRAFTED, key_blind, phrase_features
 from ..classifier.report import write_rows
 from ..config import check_ranges
@@ -49,6 +49,8 @@ KEY_STABLE = {"key_stable": "key_stable", "state_key_stable": "state_key_stable"
 KEY_MOVES = (-1, 1)  # semitones: nearly no change of register, but 5 of a key's 7 pitch classes change
 # every share reported per method and mood, and on the real excerpts
 SHARES = {**JUDGES, AGREEMENT: AGREEMENT, **KEY_STABLE}
+# how the fold's probe learns (in the fold cache's key: the GA's genes and the conditioned LM follow the probe)
+FOLD_PROBE = "the fold's phrases and their classifier.augment copies"
 
 
 @dataclass
@@ -115,6 +117,7 @@ def fold_cache(cfg, bundle: ModelBundle, fold: int) -> Path:
         "folds": cfg.folds,
         "split_seed": cfg.split_seed,
         "classifier": OmegaConf.to_container(cfg.classifier, resolve=True),
+        "probe": FOLD_PROBE,
     }
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
     return Path(cfg.paths.cache_dir) / "benchmark" / f"{key}-fold{fold}"
@@ -321,7 +324,7 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
     copies = copy_index(bundle)
     configs = method_configs(cfg)
     methods = [c.name for c in configs]
-    features = fold_features(cfg, bundle, labelled.corpus, cache_dir, neurons="neurons" in methods)
+    features = fold_features(cfg, bundle, labelled, cache_dir, neurons="neurons" in methods)
     memo: dict = {}
 
     def conditioning():  # tokenized once for every fold, only when a method needs it
@@ -361,17 +364,31 @@ def judge_kinds(cfg) -> tuple[str, str]:
     return tuple(key_blind(kind) for kind in kinds) if cfg.key_blind else kinds
 
 
-def fold_features(cfg, bundle: ModelBundle, corpus: Corpus, cache_dir: Path, neurons: bool) -> FoldFeatures:
+def fold_features(cfg, bundle: ModelBundle, labelled: LabelledPhrases, cache_dir: Path, neurons: bool) -> FoldFeatures:
     """What the fold models read: the probe what the shipped probe reads, the ranker what the run's judge
-    (which generating ranks by) reads, the judges `judge_kinds`; final cell states only for `neurons`."""
+    (which generating ranks by) reads, both also of the phrases' `classifier.augment` copies, as the stage
+    trains them; the judges `judge_kinds`; final cell states only for `neurons`."""
 
     @functools.cache  # with key_blind=false the judge reads the ranker's kind: computed once
     def of(kind: str) -> np.ndarray:
-        return phrase_features(kind, bundle.net, bundle.tokenizer, corpus, cache_dir)
+        return phrase_features(kind, bundle.net, bundle.tokenizer, labelled.corpus, cache_dir)
+
+    copies = configured_copies(bundle.tokenizer, [p.path for p in labelled.phrases], cfg.classifier)
+
+    def copies_of(kind: str) -> ExtraRows | None:
+        if copies is None:
+            return None
+        return ExtraRows(phrase_features(kind, bundle.net, bundle.tokenizer, copies[0], cache_dir), copies[1])
 
     judge, state_judge = judge_kinds(cfg)
     return FoldFeatures(
-        of(cfg.classifier.features), of(HANDCRAFTED), of(judge), of(state_judge), of("final_cell") if neurons else None
+        of(cfg.classifier.features),
+        of(HANDCRAFTED),
+        of(judge),
+        of(state_judge),
+        of("final_cell") if neurons else None,
+        copies_of(cfg.classifier.features),
+        copies_of(HANDCRAFTED),
     )
 
 

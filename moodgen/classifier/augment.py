@@ -49,6 +49,13 @@ def augmented_scores(score: symusic.Score, augment: list[str], semitones: list[i
     return copies
 
 
+def configured_copies(tokenizer, paths: list, cfg):
+    """The copies `classifier.augment` asks for of the phrases at `paths` (`augmented_corpus`); None if it asks none."""
+    if not cfg.augment:
+        return None
+    return augmented_corpus(tokenizer, paths, list(cfg.augment), list(cfg.transpose), cfg.cut_parts)
+
+
 def augmented_corpus(tokenizer, paths: list, augment: list[str], semitones: list[int], parts: int):
     """(Corpus of the copies' framed token ids, index into `paths` of the phrase each copies).
 

@@ -24,7 +24,7 @@ from ..data import vgmidi
 from ..errors import MoodgenError
 from ..moods import MOODS
 from ..tokenizers import encode_corpus
-from .augment import AUGMENTATIONS, ExtraRows, augmented_corpus
+from .augment import AUGMENTATIONS, ExtraRows, configured_copies
 from .features import feature_blocks, phrase_features
 from .finetune import finetune_and_select
 from .nested import nested_accuracies
@@ -178,7 +178,7 @@ def classify_stage(ctx):
         "clf/test_phrases": len(labelled.phrases["test"]),
         "clf/skipped_phrases": len(labelled.skipped),
     }
-    copies = copies_corpus(ctx, labelled) if cfg.augment else None
+    copies = configured_copies(ctx.tokenizer, [p.path for p in labelled.every], cfg)
     if copies is not None:
         metrics["clf/augmented_rows"] = len(copies[1])
     rows = []
@@ -215,13 +215,6 @@ def settings(cfg) -> dict:
     """What a probe was built with: generation reads `features` to compute the same features."""
     keys = ("features", "targets", "cv", "heads", "augment", "transpose", "cut_parts", "class_weight")
     return {key: (list(cfg[key]) if key in ("targets", "augment", "transpose") else cfg[key]) for key in keys}
-
-
-def copies_corpus(ctx, labelled: LabelledSet):
-    """The augmented copies of every labelled phrase, tokenized: (Corpus, index into labelled.every)."""
-    cfg = ctx.cfg.classifier
-    paths = [p.path for p in labelled.every]
-    return augmented_corpus(ctx.tokenizer, paths, list(cfg.augment), list(cfg.transpose), cfg.cut_parts)
 
 
 def probe_kind(ctx, kind: str, labelled: LabelledSet, corpora: dict, copies, out: Path, metrics: dict) -> list[dict]:
