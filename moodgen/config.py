@@ -238,7 +238,7 @@ class MoodConfig:
     scale: str | None = None  # major | minor: the tonic triad's (and key mask's) scale; null: from the mood's phrases
     attributes: dict[str, float] = field(default_factory=dict)  # attribute -> value, over the data's target
     guidance: float | None = ranged(None, NON_NEGATIVE)  # this mood's guidance; null: steering.guidance
-    tonic_bias: float | None = ranged(None, NON_NEGATIVE)  # this mood's tonic-triad bias; null: steering.tonic_bias
+    tonic_bias: float | None = ranged(None, NON_NEGATIVE)  # this mood's tonic-chord bias; null: steering's
     lean_on: str | None = None  # triad | third_fifth: the degrees this mood's tonic bias leans on; null: steering's
     hold: list[str] | None = None  # attributes whose asked bins its kept candidates are nearest; null: steering.hold
 
@@ -284,7 +284,7 @@ class SteeringConfig:
     register_window: str = "mood"  # mood: the mood's central range | phrase: per piece, one of its phrases' registers
     window_width: float = ranged(2.0, POSITIVE)  # register_window=phrase: the phrase's mean pitch -+ this many stds
     max_chord: int = ranged(0, NON_NEGATIVE)  # at most this many pitches at one position (0: no limit)
-    tonic_bias: float = ranged(0.0, NON_NEGATIVE)  # logits added to the key's tonic-triad pitches (0: none)
+    tonic_bias: float = ranged(0.0, NON_NEGATIVE)  # logits added to the tonic chord's pitches lean_on names (0: none)
     lean_on: str = "triad"  # triad | third_fifth: the tonic chord's degrees the tonic bias adds its logits to
     # the key, tonic bias and register move probability among the pitches only, the chance of a note
     # staying the LM's (false: as before 2026-12-06, when a tonic bias also made notes likelier)

@@ -15,6 +15,7 @@ from moodgen.bench.views import CopyIndex, own_mood_closest
 from moodgen.classifier.augment import ExtraRows
 from moodgen.config import ClassifierConfig
 from moodgen.data.vgmidi import Phrase
+from moodgen.errors import MoodgenError
 from moodgen.moods import MOODS
 
 from .conftest import error_line, make_midi, scale_piece
@@ -180,24 +181,40 @@ def test_both_judges_learn_only_from_the_other_fold_and_the_steering_only_from_i
 
 def test_the_steering_folds_probe_and_ranker_learn_from_its_phrases_copies_too():
     """As the classifier stage trains the run's probe and judge on classifier.augment copies, the fold's probe and
-    ranker learn from the copies of its own phrases, never another fold's; the judges from phrases alone. The
-    phrases carry no mood; the steering fold's copies write each mood in one column, the other fold's one later."""
+    ranker learn from the copies of their own kind of its own phrases, never another fold's; the judges from
+    phrases alone. The phrases carry no mood; the probe's copies write each mood in one column, the ranker's two
+    columns later, and the other fold's copies one column later than its own fold's."""
     y = np.arange(160) % 4
     folds = (np.arange(160) // 4) % 2
     rng = np.random.default_rng(0)
     x = rng.normal(scale=0.1, size=(160, 4))
-    written = np.where(folds == 0, y, (y + 1) % 4)
-    copies = ExtraRows(
-        3.0 * np.eye(4)[np.repeat(written, 2)] + rng.normal(scale=0.1, size=(320, 4)), np.repeat(np.arange(160), 2)
-    )
+
+    def copies(shift: int) -> ExtraRows:
+        written = np.where(folds == 0, y + shift, y + shift + 1) % 4
+        noise = rng.normal(scale=0.1, size=(320, 4))
+        return ExtraRows(3.0 * np.eye(4)[np.repeat(written, 2)] + noise, np.repeat(np.arange(160), 2))
+
     cfg = OmegaConf.structured(ClassifierConfig(name="logreg", n_trials=2, heads="joint"))
     plain = fit_fold(0, folds, FoldFeatures(x, x, x, x), y, cfg, seed=0)
-    models = fit_fold(0, folds, FoldFeatures(x, x, x, x, probe_copies=copies, ranker_copies=copies), y, cfg, seed=0)
-    moods = 3.0 * np.eye(4)
-    assert models.probe.predict(moods).tolist() == models.ranker.predict(moods).tolist() == [0, 1, 2, 3]
+    models = fit_fold(0, folds, FoldFeatures(x, x, x, x, probe_copies=copies(0), ranker_copies=copies(2)), y, cfg, 0)
+    moods = 3.0 * np.eye(4)  # row k: column k written
+    assert models.probe.predict(moods).tolist() == [0, 1, 2, 3]
+    assert models.ranker.predict(moods).tolist() == [2, 3, 0, 1]  # mood m written in column m + 2
     assert plain.probe.predict(moods).tolist() != [0, 1, 2, 3]  # the phrases alone do not say it
     for judge in ("judge", "state_judge"):
         assert np.array_equal(getattr(models, judge).predict_proba(x), getattr(plain, judge).predict_proba(x))
+
+
+def test_fold_models_keep_a_pieces_phrases_together_under_group10():
+    """classifier.cv=group10 needs each phrase's piece: the benchmark hands fit_fold the pieces."""
+    y = np.arange(160) % 4
+    folds = (np.arange(160) // 4) % 2
+    x = 3.0 * np.eye(4)[y] + np.random.default_rng(0).normal(scale=0.1, size=(160, 4))
+    cfg = OmegaConf.structured(ClassifierConfig(name="logreg", n_trials=2, heads="joint", cv="group10"))
+    with pytest.raises(MoodgenError, match="group10 needs the pieces"):
+        fit_fold(0, folds, FoldFeatures(x, x, x, x), y, cfg, seed=0)
+    models = fit_fold(0, folds, FoldFeatures(x, x, x, x), y, cfg, seed=0, pieces=np.arange(160) // 2)
+    assert (models.judge.predict(x) == y).all()
 
 
 def test_own_mood_closest_reads_each_row():

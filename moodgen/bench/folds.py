@@ -4,7 +4,7 @@ For fold f, everything a steering method learns from labelled music (the LM-stat
 rerank and the GA follow, the descriptor model that rank_by=descriptors follows, the L1 probe's
 sentiment neurons, the phrases the conditioned LM is fine-tuned on) comes from fold f, the probe and
 the descriptor model learning from the fold's `classifier.augment` copies too, as the classifier stage
-trains the run's probe and judge (the models generating steers by); the
+trains the run's probe and judge (the models generation steers by; with the benchmark's `classifier.*`); the
 hand-crafted judge that scores its pieces is fitted on the other fold only. The judge's accuracy on
 fold f's real phrases, cut to the pieces' length, is the yardstick (`moodgen.bench.run.judge_real`):
 what the judge makes of real music of each mood that it never saw.
@@ -72,26 +72,31 @@ class FoldModels:
     state_judge: object  # LM-state probe on judge_rows: the second judge, of the probe's family
 
 
-def fit_fold(fold: int, folds: np.ndarray, x: FoldFeatures, y: np.ndarray, cfg, seed: int) -> FoldModels:
+def fit_fold(
+    fold: int, folds: np.ndarray, x: FoldFeatures, y: np.ndarray, cfg, seed: int, pieces: np.ndarray | None = None
+) -> FoldModels:
     """The fold's probe and ranker on its phrases and their copies (the L1 neurons, given final cell states, on
-    its phrases, as the stage's); the judges on the other fold's phrases alone."""
+    its phrases, as the stage's); the judges on the other fold's phrases alone. `pieces` (each phrase's piece)
+    lets `classifier.cv=group10` keep a piece's phrases on one side of each split."""
     steer, judge_rows = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
 
-    def steering_model(features: np.ndarray, copies: ExtraRows | None):
-        return search(features[steer], y[steer], cfg, seed, extra=copies_of(copies, steer), heads=cfg.heads).model
+    def fit(features: np.ndarray, rows: np.ndarray, copies: ExtraRows | None = None, options=cfg):
+        groups = None if pieces is None else pieces[rows]
+        heads = options.heads
+        return search(features[rows], y[rows], options, seed, groups, fold_copies(copies, rows), heads).model
 
-    probe = steering_model(x.probe, x.probe_copies)
+    probe = fit(x.probe, steer, x.probe_copies)
     neurons = None
     if x.cells is not None:  # sentiment neurons are units of the top layer's cell state
         l1_cfg = with_options(cfg, penalties=["l1"], C=None, heads="joint", class_weight=None)  # as the stage's
-        l1 = search(x.cells[steer], y[steer], l1_cfg, seed).model
+        l1 = fit(x.cells, steer, options=l1_cfg)
         neurons = sentiment_neurons(l1, list(MOODS))
-    judge = search(x.judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
-    ranker = steering_model(x.ranker, x.ranker_copies)
-    state_judge = search(x.state_judge[judge_rows], y[judge_rows], cfg, seed, heads=cfg.heads).model
+    judge = fit(x.judge, judge_rows)
+    ranker = fit(x.ranker, steer, x.ranker_copies)
+    state_judge = fit(x.state_judge, judge_rows)
     return FoldModels(fold, steer, judge_rows, probe, neurons, judge, ranker, state_judge)
 
 
-def copies_of(copies: ExtraRows | None, rows: np.ndarray) -> ExtraRows | None:
+def fold_copies(copies: ExtraRows | None, rows: np.ndarray) -> ExtraRows | None:
     """The copies of these rows only (none of another fold's phrases), or None."""
     return None if copies is None else copies.of(rows)

@@ -49,7 +49,8 @@ KEY_STABLE = {"key_stable": "key_stable", "state_key_stable": "state_key_stable"
 KEY_MOVES = (-1, 1)  # semitones: nearly no change of register, but 5 of a key's 7 pitch classes change
 # every share reported per method and mood, and on the real excerpts
 SHARES = {**JUDGES, AGREEMENT: AGREEMENT, **KEY_STABLE}
-# how the fold's probe learns (in the fold cache's key: the GA's genes and the conditioned LM follow the probe)
+# how the fold's probe learns, in the fold cache's key: the GA's genes and the conditioned LM follow the probe (a
+# new value refits them, and the fold's attribute LM, cached in the same folder, once)
 FOLD_PROBE = "the fold's phrases and their classifier.augment copies"
 
 
@@ -321,6 +322,7 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
     cache_dir = Path(cfg.paths.cache_dir)
     labelled = labelled_phrases(bundle, cache_dir, cfg.duration)
     folds = piece_folds(labelled.phrases, cfg.folds, cfg.split_seed)
+    pieces = np.array([p.piece for p in labelled.phrases])  # for classifier.cv=group10
     copies = copy_index(bundle)
     configs = method_configs(cfg)
     methods = [c.name for c in configs]
@@ -336,7 +338,7 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
     musicality: dict[str, list[dict]] = {m: [] for m in methods}
     seconds = dict.fromkeys(methods, 0.0)
     for fold in range(cfg.folds):
-        models = fit_fold(fold, folds, features, labelled.moods, cfg.classifier, cfg.seed)
+        models = fit_fold(fold, folds, features, labelled.moods, cfg.classifier, cfg.seed, pieces)
         job = fold_job(cfg, bundle, models, labelled, conditioning if bundle.conditioning else None)
         state_judge = dataclasses.replace(job.judges, probe=models.state_judge, features=judge_kinds(cfg)[1])
         excerpts = [labelled.scores[i] for i in models.steer_rows]
@@ -375,7 +377,7 @@ def fold_features(cfg, bundle: ModelBundle, labelled: LabelledPhrases, cache_dir
 
     copies = configured_copies(bundle.tokenizer, [p.path for p in labelled.phrases], cfg.classifier)
 
-    def copies_of(kind: str) -> ExtraRows | None:
+    def augment_rows(kind: str) -> ExtraRows | None:
         if copies is None:
             return None
         return ExtraRows(phrase_features(kind, bundle.net, bundle.tokenizer, copies[0], cache_dir), copies[1])
@@ -387,8 +389,8 @@ def fold_features(cfg, bundle: ModelBundle, labelled: LabelledPhrases, cache_dir
         of(judge),
         of(state_judge),
         of("final_cell") if neurons else None,
-        copies_of(cfg.classifier.features),
-        copies_of(HANDCRAFTED),
+        augment_rows(cfg.classifier.features),
+        augment_rows(HANDCRAFTED),
     )
 
 

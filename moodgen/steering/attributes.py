@@ -10,9 +10,9 @@ the two by classifier-free guidance, logits_uncond + guidance * (logits_cond - l
 
 At sampling, a mood asks for its targets (`moodgen.attributes.targets`, learned from the labelled
 training phrases and `conf/mood_profile/<mood>.yaml`), each piece gets a tonic of its own from the piece's
-sampling stream, the constraints in `constraints.py` lean on the key's tonic triad and keep the
-tokens in the mood's velocity range and a register (each a switch; `scale=mask` also keeps them in the
-key), and the piece is written at the mood's tempo. The fine-tuned weights are this method's
+sampling stream, the constraints in `constraints.py` lean on the key's tonic triad (or its third and fifth:
+`lean_on`) and keep the tokens in the mood's velocity range and a register (each a switch; `scale=mask` also
+keeps them in the key), and the piece is written at the mood's tempo. The fine-tuned weights are this method's
 checkpoint, `steering/attributes.pt`, kept with the model run.
 """
 
