@@ -237,6 +237,7 @@ def test_copied_share_finds_a_planted_copy(tmp_path):
         ("grid_points=1", "grid_points >= 2"),
         ("compare=[nope]", "unknown steering"),
         ("key_blind=maybe", "not a valid bool"),
+        ("steering.lean_on=root", "steering.lean_on=root (use triad or third_fifth)"),
     ],
 )
 def test_bad_benchmark_option_is_one_line_before_any_model_loads(tmp_path, option, expected):

@@ -74,6 +74,8 @@ def check_options(cfg) -> None:
     for name in [cfg.steering.name, *cfg.compare]:
         if name not in STEERING:
             raise MoodgenError(f"unknown steering {name!r} in the benchmark: use {', '.join(STEERING)}")
+    for steering_cfg in method_configs(cfg):  # each method checks its own options: one line before any work
+        make_steering(steering_cfg)
 
 
 def method_configs(cfg) -> list:
