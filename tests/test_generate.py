@@ -25,7 +25,7 @@ from moodgen.generation.session import open_command
 from moodgen.moods import MOODS
 from moodgen.steering import STEERING
 from moodgen.steering.attributes import UNMEASURED_OFF, AttributeSteering
-from moodgen.steering.base import GenerationJob
+from moodgen.steering.base import GenerationJob, cached_finetune, sequences_fingerprint
 from moodgen.steering.conditioned import MoodConditioned, MoodConditionedLM, SequenceBatches, chunk_starts, chunks
 from moodgen.steering.neurons import clamp_hook, neuron_set
 from moodgen.tokenizers import bos_id
@@ -157,9 +157,64 @@ def test_conditioned_lm_is_cached_with_the_model_run(model_store, tmp_path):
     assert (bundle.steering_dir / "conditioned.pt").exists()  # logged back to the model run
     summary = json.loads((bundle.steering_dir / "conditioned.json").read_text())
     assert summary["sequences"]["happy"]["labelled"] > 0
+    # kept with what it learned from: the labelled phrases, their moods and the chunks the probe labels
+    phrases, moods, candidates = MoodConditioned(cfg.steering).sources(job_of(bundle, conditioning=bundle.conditioning))
+    made_from = torch.load(bundle.steering_dir / "conditioned.pt", weights_only=True)["made_from"]
+    assert made_from.startswith(sequences_fingerprint(phrases + candidates, moods) + "-")  # and the probe's hash
+    # used as trained by the model run; a derived cache (refit_stale) of other sequences is fine-tuned anew
+    saved = torch.load(bundle.steering_dir / "conditioned.pt", weights_only=True)
+    torch.save({**saved, "made_from": "other sequences"}, bundle.steering_dir / "conditioned.pt")
+    for refit_stale, kept in ((False, "other sequences"), (True, made_from)):
+        job = job_of(bundle, cache_dir=bundle.steering_dir, conditioning=bundle.conditioning, refit_stale=refit_stale)
+        MoodConditioned(cfg.steering).conditioned_net(job)
+        assert torch.load(bundle.steering_dir / "conditioned.pt", weights_only=True)["made_from"] == kept
     # no training data given: only the cached checkpoint can answer
     job = job_of(bundle, cache_dir=bundle.steering_dir, conditioning=None)
     assert len(MoodConditioned(cfg.steering).generate(job, 3, 1)) == 1
+
+
+def test_a_fine_tuned_cache_follows_its_sequences_where_derived_and_a_runs_is_used_as_trained(tmp_path, caplog):
+    path = tmp_path / "lm.pt"
+
+    def load(key: str, made_from: str | None, refit_stale: bool, value: float) -> float:
+        """The cached weight (value where fine-tuned now); made_from None: the data is not at hand."""
+        net = torch.nn.Linear(1, 1, bias=False)
+
+        def fingerprint() -> str:
+            assert made_from is not None, "the data was asked for where the cache should answer alone"
+            return made_from
+
+        def finetune() -> dict:
+            torch.nn.init.constant_(net.weight, value)
+            return {}
+
+        return cached_finetune(net, path, key, finetune, fingerprint, refit_stale).weight.item()
+
+    assert load("k", "a", True, 1.0) == 1.0  # nothing cached: fine-tuned, saved with what it learned from
+    assert load("k", "a", True, 2.0) == 1.0  # the same settings and sequences: the cache
+    assert load("k", None, False, 3.0) == 1.0  # a model run's own: as trained, no data needed
+    assert load("k", "b", False, 4.0) == 1.0  # ... even where the data now gives other sequences
+    with caplog.at_level("WARNING", logger="moodgen"):
+        assert load("k", "b", True, 5.0) == 5.0  # derived, other sequences: fine-tuned anew
+    assert "fine-tuned on other sequences than the data gives now: fine-tuning anew" in caplog.text
+    assert torch.load(path, weights_only=True)["made_from"] == "b"
+    assert load("k", "b", True, 6.0) == 5.0
+    assert load("other", "b", False, 7.0) == 7.0  # other settings: fine-tuned anew, derived or not
+    torch.save({"key": "k", "state_dict": {"weight": torch.full((1, 1), 0.5)}}, path)  # cached before fingerprints
+    assert load("k", "b", False, 8.0) == 0.5  # a run's own: as trained
+    with caplog.at_level("WARNING", logger="moodgen"):
+        assert load("k", "b", True, 9.0) == 9.0  # a derived one is fine-tuned anew, once
+    assert "fine-tuned on sequences it did not record: fine-tuning anew" in caplog.text
+    assert load("k", "b", True, 10.0) == 9.0
+
+
+def test_the_sequences_fingerprint_sees_order_cuts_and_labels():
+    a, b, c = np.array([1, 2]), np.array([3]), np.array([1, 2, 3])
+    print_of = sequences_fingerprint
+    assert print_of([a, b]) == print_of([a.copy(), b.copy()]) == print_of([a.tolist(), b.tolist()])
+    assert len({print_of([a, b]), print_of([b, a]), print_of([c]), print_of([a[:1], np.array([2, 3])])}) == 4
+    assert len({print_of([a, b], [0, 1]), print_of([a, b], [1, 0]), print_of([a, b])}) == 3
+    assert print_of([a.astype(np.int32)]) == print_of([a])  # the ids, not their dtype
 
 
 def test_the_mood_token_changes_the_music(model_store):
@@ -405,7 +460,7 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     from mlflow.tracking import MlflowClient
 
     from moodgen.bench.folds import fit_fold, piece_folds
-    from moodgen.bench.run import fold_features, judge_kinds, labelled_phrases, yardsticks
+    from moodgen.bench.run import fold_features, fold_job, judge_kinds, labelled_phrases, yardsticks
     from moodgen.benchmark import benchmark
     from moodgen.classifier.augment import configured_copies
     from moodgen.classifier.features import HANDCRAFTED, RELATIVE, phrase_features
@@ -508,6 +563,16 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
         mine = [r for r in real if r["fold"] == fold]
         assert [mood_name(m) for m in predicted_moods(heard)] == [r["judged"] for r in mine]
         assert [mood_name(m) for m in predicted_moods(state_heard)] == [r["state_judged"] for r in mine]
+        # the fold's attribute LM is kept with the sequences it learned from, the fold's phrases among them, and
+        # fine-tuned anew once they are not what the data gives now (a change no setting names)
+        job = fold_job(cfg, bundle, models, labelled, bundle.conditioning)
+        steering = AttributeSteering(cfg.steering)
+        cached = job.cache_dir / "attributes.pt"
+        saved = torch.load(cached, weights_only=True)
+        assert saved["made_from"] == sequences_fingerprint(steering.training_sequences(job))
+        torch.save({**saved, "made_from": "other sequences"}, cached)
+        steering.load_or_finetune(job)
+        assert torch.load(cached, weights_only=True)["made_from"] == saved["made_from"]
     assert "Both judges as one panel" in summary and "panel_hit" in units[0]
     assert {"bench/attributes/overlap", "bench/attributes/calm/diversity", "bench/real/unique_4bar"} <= metrics.keys()
     assert 0 < metrics["bench/attributes/overlap"] <= 1 and metrics["bench/attributes/alive"] >= 0

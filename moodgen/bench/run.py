@@ -50,7 +50,8 @@ KEY_MOVES = (-1, 1)  # semitones: nearly no change of register, but 5 of a key's
 # every share reported per method and mood, and on the real excerpts
 SHARES = {**JUDGES, AGREEMENT: AGREEMENT, **KEY_STABLE}
 # how the fold's probe learns, in the fold cache's key: the GA's genes and the conditioned LM follow the probe (a
-# new value refits them, and the fold's attribute LM, cached in the same folder, once)
+# new value refits them, and the fold's attribute LM, cached in the same folder, once). The fold's fine-tuned LMs
+# also follow the sequences they learn from (GenerationJob.refit_stale)
 FOLD_PROBE = "the fold's phrases and their classifier.augment copies"
 
 
@@ -148,6 +149,7 @@ def fold_job(cfg, bundle: ModelBundle, models: FoldModels, labelled: LabelledPhr
         models.neurons,
         fold_cache(cfg, bundle, models.fold),
         (lambda: conditioning().only(names)) if conditioning else None,
+        refit_stale=True,  # a fold's LMs follow the sequences the code cuts now, not the code that cached them
     )
 
 

@@ -19,6 +19,7 @@ checkpoint, `steering/attributes.pt`, kept with the model run.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import time
@@ -37,7 +38,7 @@ from ..errors import MoodgenError
 from ..models.module import quiet_trainer, seeded_fit
 from ..moods import MOODS
 from ..tokenizers import bos_id
-from .base import GenerationJob, Steering, cached_finetune, plain_settings, settings_key
+from .base import GenerationJob, Steering, cached_finetune, plain_settings, sequences_fingerprint, settings_key
 from .conditioned import IGNORE, chunks
 from .constraints import LEAN_ON, Constraints
 from .rerank import keep_best, ranking_problems
@@ -57,7 +58,8 @@ SETTINGS = (
     "condition_dropout",
     "seed",
 )
-DESIGN = "attribute vectors at every step; bar-aligned chunks; edges v1"  # in the cache key: a new design refits
+# in the cache key: a new design (how the LM learns; which sequences it learns from is fingerprinted) refits
+DESIGN = "attribute vectors at every step; bar-aligned chunks; edges v1"
 UNMEASURED_OFF = 10  # steering.hold: bins off for an attribute a silent piece cannot be measured in (beyond any bin)
 BASE_QPM = 120.0  # the tempo every decoded piece has (the tokenizer writes no tempo)
 
@@ -217,7 +219,15 @@ class AttributeSteering(Steering):
     def load_or_finetune(self, job: GenerationJob) -> AttributeLM:
         net = AttributeLM(job.net, [ATTRIBUTES[n].bins for n in self.names])
         path = job.cache_dir / CHECKPOINT if job.cache_dir else None
-        return cached_finetune(net, path, self.settings_key(), lambda: self.finetune(job, net))
+        sequences = functools.cache(lambda: self.training_sequences(job))  # cut once, if at all
+        return cached_finetune(
+            net,
+            path,
+            self.settings_key(),
+            lambda: self.finetune(job, net, sequences()),
+            lambda: sequences_fingerprint(sequences()),
+            job.refit_stale,
+        )
 
     def data(self, job: GenerationJob):
         if job.conditioning is None:
@@ -227,13 +237,16 @@ class AttributeSteering(Steering):
             )
         return job.conditioning()
 
-    def finetune(self, job: GenerationJob, net: AttributeLM) -> dict:
-        cfg, start = self.cfg, time.perf_counter()
-        data = self.data(job)
+    def training_sequences(self, job: GenerationJob) -> list[np.ndarray]:
+        """Bar-aligned chunks of the LM training pieces, then the labelled training phrases (each cut to a chunk)."""
+        cfg, data = self.cfg, self.data(job)
         rng = np.random.default_rng(cfg.seed)  # fixed, not the pieces' seed: one cached model per setting
         bar = job.tokenizer.vocab.get("Bar_None")
         sequences = chunks(data.pieces, cfg.chunk_tokens, cfg.max_chunks, rng, bar)
-        sequences += [p[: cfg.chunk_tokens] for p in data.phrases]
+        return sequences + [p[: cfg.chunk_tokens] for p in data.phrases]
+
+    def finetune(self, job: GenerationJob, net: AttributeLM, sequences: list[np.ndarray]) -> dict:
+        cfg, start = self.cfg, time.perf_counter()
         items = list(zip(sequences, conditions(job.tokenizer, sequences, self.names), strict=True))
         generator = torch.Generator().manual_seed(cfg.seed)
         batches = AttributeBatches(bos_id(job.tokenizer), cfg.attribute_dropout, cfg.condition_dropout, generator)

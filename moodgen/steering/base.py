@@ -43,9 +43,35 @@ def settings_key(cfg, names: tuple[str, ...], **extra) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def cached_finetune(net: torch.nn.Module, path: Path | None, key: str, finetune: Callable[[], dict]):
+def sequences_fingerprint(sequences, labels=None) -> str:
+    """A short hash of the token sequences a fine-tune learns from, in their order (and their labels)."""
+    digest = hashlib.sha256()
+    for ids in sequences:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        digest.update(ids.size.to_bytes(8, "little") + ids.tobytes())  # the length: no two cuts of one stream alike
+    if labels is not None:
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        digest.update(b"labels" + labels.size.to_bytes(8, "little") + labels.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_finetune(
+    net: torch.nn.Module,
+    path: Path | None,
+    key: str,
+    finetune: Callable[[], dict],
+    made_from: Callable[[], str],
+    refit_stale: bool = False,
+):
     """`net` with the weights saved at `path` under `key`, else fine-tuned now by `finetune()` (which
-    returns a summary) and saved there with the summary beside it (<name>.json); in eval mode."""
+    returns a summary) and saved there with the summary beside it (<name>.json); in eval mode.
+
+    `key` names the settings; `made_from()` fingerprints the sequences the data gives now
+    (`sequences_fingerprint`), saved with the weights. Where `refit_stale` (a derived cache, the benchmark's
+    fold folder) weights fine-tuned on other sequences are fine-tuned anew: a change to how the data is cut or
+    chosen, which no setting names, refits. A model run's own steering (refit_stale false) is used as
+    trained, its data not needed.
+    """
     if path is not None and path.exists():
         try:  # weights only, checked; a damaged or refused cache is a cache miss
             saved = read_checkpoint(path, fix="fine-tuning anew", zero_matrices=True)
@@ -53,12 +79,15 @@ def cached_finetune(net: torch.nn.Module, path: Path | None, key: str, finetune:
             log.warning("%s", exc)
             saved = {}
         if saved.get("key") == key:
-            net.load_state_dict(saved["state_dict"])
-            return net.eval()
+            if not refit_stale or saved.get("made_from") == made_from():
+                net.load_state_dict(saved["state_dict"])
+                return net.eval()
+            why = "other sequences than the data gives now" if "made_from" in saved else "sequences it did not record"
+            log.warning("%s was fine-tuned on %s: fine-tuning anew", path, why)
     summary = finetune()
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"key": key, "state_dict": net.state_dict()}, path)
+        torch.save({"key": key, "made_from": made_from(), "state_dict": net.state_dict()}, path)
         path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
     return net.eval()
 
@@ -87,6 +116,9 @@ class GenerationJob:
     neurons: dict | None = None  # the L1 steering probe's sentiment neurons
     cache_dir: Path | None = None  # where evolved genes are kept (the model run's steering/ folder)
     conditioning: Callable[[], object] | None = None  # training data of steering=conditioned, loaded on demand
+    # a derived cache (the benchmark's fold folder): fine-tuned LMs made from other sequences than the data gives
+    # now are fine-tuned anew (cached_finetune); a model run's own steering is used as trained
+    refit_stale: bool = False
 
     def sample(
         self,

@@ -14,12 +14,14 @@ model run, so they are paid for once.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -31,13 +33,14 @@ from ..errors import MoodgenError
 from ..models.module import quiet_trainer, seeded_fit
 from ..moods import MOODS
 from ..tokenizers import bos_id, eos_id
-from .base import GenerationJob, Steering, cached_finetune, settings_key
+from .base import GenerationJob, Steering, cached_finetune, sequences_fingerprint, settings_key
 from .rerank import keep_best
 
 log = logging.getLogger("moodgen")
 CHECKPOINT = "conditioned.pt"
 SETTINGS = ("threshold", "chunk_tokens", "max_chunks", "steps", "batch_size", "lr", "mood_lr", "seed")
-DESIGN = "mood vector at every step; chunks from bar lines"  # in the cache key: a new design refits
+# in the cache key: a new design (how the LM learns; which sequences it learns from is fingerprinted) refits
+DESIGN = "mood vector at every step; chunks from bar lines"
 IGNORE = -100  # cross_entropy's ignore_index: padding after a sequence's end
 
 
@@ -160,12 +163,28 @@ class MoodConditioned(Steering):
         return settings_key(self.cfg, SETTINGS, design=DESIGN)
 
     def conditioned_net(self, job: GenerationJob) -> nn.Module:
-        """The mood-token LM: from the model run's checkpoint, else fine-tuned now (and cached)."""
+        """The mood-token LM: from the model run's checkpoint, else fine-tuned now (and cached); once per steering."""
+        if getattr(self, "net", None) is None:
+            self.net = self.load_or_finetune(job)
+        return self.net
+
+    def load_or_finetune(self, job: GenerationJob) -> nn.Module:
         net = MoodConditionedLM(job.net, len(MOODS))
         path = job.cache_dir / CHECKPOINT if job.cache_dir else None
-        return cached_finetune(net, path, self.settings_key(), lambda: self.finetune(job, net))
+        cut = functools.cache(lambda: self.sources(job))  # once, if at all
 
-    def training_set(self, job: GenerationJob) -> tuple[list[np.ndarray], np.ndarray, dict]:
+        def made_from() -> str:
+            """The sequences it learns from or pseudo-labels, and the probe that labels them."""
+            phrases, moods, candidates = cut()
+            return f"{sequences_fingerprint(phrases + candidates, moods)}-{joblib.hash(job.judges.probe)[:8]}"
+
+        def finetune() -> dict:
+            return self.finetune(job, net, *cut())
+
+        return cached_finetune(net, path, self.settings_key(), finetune, made_from, job.refit_stale)
+
+    def sources(self, job: GenerationJob) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray]]:
+        """(the labelled training phrases cut to a chunk, their moods, the chunks the probe may pseudo-label)."""
         cfg = self.cfg
         if job.judges.probe is None or job.conditioning is None:
             raise MoodgenError(
@@ -176,10 +195,15 @@ class MoodConditioned(Steering):
         rng = np.random.default_rng(cfg.seed)  # fixed, not the pieces' seed: one cached model per setting
         bar = job.tokenizer.vocab.get("Bar_None")  # REMI and Structured-like tokenizers mark bar lines
         candidates = chunks(data.pieces, cfg.chunk_tokens, cfg.max_chunks, rng, bar)
+        return [p[: cfg.chunk_tokens] for p in data.phrases], data.moods, candidates
+
+    def training_set(
+        self, job: GenerationJob, phrases: list[np.ndarray], moods: np.ndarray, candidates: list[np.ndarray]
+    ) -> tuple[list[np.ndarray], np.ndarray, dict]:
+        cfg = self.cfg
         pseudo, pseudo_moods = pseudo_label(job, candidates, cfg.threshold)
-        phrases = [p[: cfg.chunk_tokens] for p in data.phrases]
         counts = {
-            MOODS[m]: {"labelled": int((data.moods == m).sum()), "pseudo": int((pseudo_moods == m).sum())}
+            MOODS[m]: {"labelled": int((moods == m).sum()), "pseudo": int((pseudo_moods == m).sum())}
             for m in range(len(MOODS))
         }
         missing = [m for m, c in counts.items() if c["labelled"] + c["pseudo"] == 0]
@@ -193,12 +217,14 @@ class MoodConditioned(Steering):
             cfg.threshold,
             ", ".join(f"{m} {c['labelled']}+{c['pseudo']}" for m, c in counts.items()),
         )
-        return phrases + pseudo, np.concatenate([data.moods, pseudo_moods]).astype(int), counts
+        return phrases + pseudo, np.concatenate([moods, pseudo_moods]).astype(int), counts
 
-    def finetune(self, job: GenerationJob, net: nn.Module) -> dict:
+    def finetune(
+        self, job: GenerationJob, net: nn.Module, phrases: list[np.ndarray], moods: np.ndarray, candidates: list
+    ) -> dict:
         cfg = self.cfg
         start = time.perf_counter()
-        sequences, moods, counts = self.training_set(job)
+        sequences, moods, counts = self.training_set(job, phrases, moods, candidates)
         batches = SequenceBatches(job.net.head.out_features, bos_id(job.tokenizer), eos_id(job.tokenizer))
         items = [batches.sequence(ids, m) for ids, m in zip(sequences, moods, strict=True)]
         per_mood = np.bincount(moods, minlength=len(MOODS))
