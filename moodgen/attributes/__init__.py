@@ -1,7 +1,7 @@
 """Musical attributes of any stretch of music, labelled or not: measured, discretised, asked for.
 
 `ATTRIBUTES` holds one instance per class in `measures`; a new attribute is one class there and
-its name in `conf/attributes/default.yaml`.
+its name in `steering.attributes` (`conf/steering/attributes.yaml`: what the attribute LM is conditioned on).
 """
 
 from __future__ import annotations
