@@ -159,12 +159,16 @@ class ConditionedFinetune(pl.LightningModule):
 
 
 class MoodConditioned(Steering):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.net: nn.Module | None = None
+
     def settings_key(self) -> str:
         return settings_key(self.cfg, SETTINGS, design=DESIGN)
 
     def conditioned_net(self, job: GenerationJob) -> nn.Module:
         """The mood-token LM: from the model run's checkpoint, else fine-tuned now (and cached); once per steering."""
-        if getattr(self, "net", None) is None:
+        if self.net is None:
             self.net = self.load_or_finetune(job)
         return self.net
 
