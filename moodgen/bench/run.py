@@ -115,7 +115,8 @@ def labelled_phrases(bundle: ModelBundle, cache_dir: Path, seconds: float | None
 
 
 def fold_cache(cfg, bundle: ModelBundle, fold: int) -> Path:
-    """Where a fold's GA genes and conditioned LM are kept: per model run, split and probe settings."""
+    """Where a fold's GA genes and fine-tuned LMs (conditioned, attributes) are kept: per model run, split and probe
+    settings; the LMs also by the sequences they learned from (GenerationJob.refit_stale)."""
     settings = {
         "run": bundle.run_id,
         "folds": cfg.folds,
