@@ -68,6 +68,7 @@ def model_store(tmp_path_factory, vgmidi_root) -> Path:
             "classifier.targets=[mood4]",
             "classifier.compare=[handcrafted]",
             "classifier.log2_c_min=0",
+            "classifier.nested=[]",  # nested CV has its own tests (test_classifier): half this fixture's time
             "steering=conditioned",  # the pipeline's samples stage with the costliest method
             *TINY_CONDITIONED,
             "steering.steps=3",  # other settings than the tests below: generate fine-tunes anew

@@ -57,13 +57,40 @@ def finite(row: np.ndarray, names: list[str]) -> np.ndarray:
     return row
 
 
+def rolled_profiles(profile: np.ndarray) -> np.ndarray:
+    """[12 tonics, 12] the profile rotated to each tonic, centred and scaled to unit length."""
+    rolled = np.stack([np.roll(profile, tonic) for tonic in range(12)])
+    rolled = rolled - rolled.mean(axis=1, keepdims=True)
+    return rolled / np.linalg.norm(rolled, axis=1, keepdims=True)
+
+
+PROFILE = {"major": MAJOR, "minor": MINOR}
+PROFILES = {name: rolled_profiles(profile) for name, profile in PROFILE.items()}
+TIE = 1e-12  # correlations this close are one value computed two ways
+
+
 def key_correlations(pitch_class_hist: np.ndarray) -> dict[str, tuple[float, int]]:
-    """Krumhansl-Schmuckler per mode: {'major'|'minor': (best correlation, its tonic)}; -2 when undefined."""
+    """Krumhansl-Schmuckler per mode: {'major'|'minor': (best correlation, its tonic)}; -2 when undefined.
+
+    Pearson's r against all 12 rotations at once (one product with PROFILES: the judges compute this for
+    every piece and every phrase, np.corrcoef per tonic was a third of the benchmark's descriptor time).
+    Where two tonics tie (a histogram symmetric under a rotation, e.g. two notes a tritone apart), the one
+    np.corrcoef's rounding picks wins, as it did before: judges stored with earlier runs, the attribute
+    LMs' tonic tokens and their caches' fingerprints stay what they were."""
+    centred = np.asarray(pitch_class_hist, dtype=float) - np.mean(pitch_class_hist)
+    norm = np.linalg.norm(centred)
     best = {}
-    for name, profile in (("major", MAJOR), ("minor", MINOR)):
-        r = np.array([np.corrcoef(pitch_class_hist, np.roll(profile, tonic))[0, 1] for tonic in range(12)])
-        r = np.where(np.isfinite(r), r, -2.0)  # a flat histogram correlates with nothing
-        best[name] = (float(r.max()), int(r.argmax()))
+    for name, profiles in PROFILES.items():
+        if not norm > TIE:  # a flat (or undefined) histogram correlates with nothing
+            best[name] = (-2.0, 0)
+            continue
+        r = np.clip(profiles @ centred / norm, -1.0, 1.0)  # [12]
+        tonic = int(r.argmax())
+        tied = np.flatnonzero(r >= r[tonic] - TIE)
+        if len(tied) > 1:  # tonics that tie differ by rounding alone: settle it as np.corrcoef always has
+            exact = [np.corrcoef(pitch_class_hist, np.roll(PROFILE[name], t))[0, 1] for t in tied]
+            tonic = int(tied[int(np.argmax(exact))])
+        best[name] = (float(r[tonic]), tonic)
     return best
 
 
@@ -93,11 +120,17 @@ def _notes(score: symusic.Score) -> tuple[np.ndarray, np.ndarray]:
 
 
 def chord_intervals(pitch: np.ndarray, onset: np.ndarray) -> np.ndarray:
-    """Share of each interval class 0..6 among note pairs that start together (0 where none do)."""
+    """Share of each interval class 0..6 among note pairs that start together (0 where none do).
+
+    `pitch` and `onset` ordered by onset (`_notes`), so the notes of one onset are contiguous: a pair
+    (i, i + gap) starts together exactly when the onsets at both ends are equal."""
+    pitch = pitch.astype(int)
     counts = np.zeros(7)
-    for time in np.unique(onset):
-        chord = pitch[onset == time].astype(int)
-        steps = (chord[None, :] - chord[:, None])[np.triu_indices(len(chord), 1)] % 12
+    for gap in range(1, len(pitch)):
+        together = onset[gap:] == onset[:-gap]
+        if not together.any():  # chords are contiguous: no pair this far apart means none further
+            break
+        steps = np.abs(pitch[gap:] - pitch[:-gap])[together] % 12
         counts += np.bincount(np.minimum(steps, 12 - steps), minlength=7)
     return counts / max(counts.sum(), 1.0)
 
