@@ -64,31 +64,30 @@ def rolled_profiles(profile: np.ndarray) -> np.ndarray:
     return rolled / np.linalg.norm(rolled, axis=1, keepdims=True)
 
 
-PROFILE = {"major": MAJOR, "minor": MINOR}
-PROFILES = {name: rolled_profiles(profile) for name, profile in PROFILE.items()}
+KEY_PROFILES = {"major": MAJOR, "minor": MINOR}
+ROTATIONS = {name: rolled_profiles(profile) for name, profile in KEY_PROFILES.items()}  # name -> [12, 12]
 TIE = 1e-12  # correlations this close are one value computed two ways
 
 
 def key_correlations(pitch_class_hist: np.ndarray) -> dict[str, tuple[float, int]]:
     """Krumhansl-Schmuckler per mode: {'major'|'minor': (best correlation, its tonic)}; -2 when undefined.
 
-    Pearson's r against all 12 rotations at once (one product with PROFILES: the judges compute this for
+    Pearson's r against all 12 rotations at once (one product with ROTATIONS: the judges compute this for
     every piece and every phrase, np.corrcoef per tonic was a third of the benchmark's descriptor time).
     Where two tonics tie (a histogram symmetric under a rotation, e.g. two notes a tritone apart), the one
     np.corrcoef's rounding picks wins, as it did before: judges stored with earlier runs, the attribute
     LMs' tonic tokens and their caches' fingerprints stay what they were."""
     centred = np.asarray(pitch_class_hist, dtype=float) - np.mean(pitch_class_hist)
     norm = np.linalg.norm(centred)
+    if not norm > TIE:  # a flat (or undefined) histogram correlates with nothing
+        return {name: (-2.0, 0) for name in ROTATIONS}
     best = {}
-    for name, profiles in PROFILES.items():
-        if not norm > TIE:  # a flat (or undefined) histogram correlates with nothing
-            best[name] = (-2.0, 0)
-            continue
-        r = np.clip(profiles @ centred / norm, -1.0, 1.0)  # [12]
+    for name, rotations in ROTATIONS.items():
+        r = np.clip(rotations @ centred / norm, -1.0, 1.0)  # [12]
         tonic = int(r.argmax())
         tied = np.flatnonzero(r >= r[tonic] - TIE)
         if len(tied) > 1:  # tonics that tie differ by rounding alone: settle it as np.corrcoef always has
-            exact = [np.corrcoef(pitch_class_hist, np.roll(PROFILE[name], t))[0, 1] for t in tied]
+            exact = [np.corrcoef(pitch_class_hist, np.roll(KEY_PROFILES[name], t))[0, 1] for t in tied]
             tonic = int(tied[int(np.argmax(exact))])
         best[name] = (float(r[tonic]), tonic)
     return best
