@@ -25,7 +25,7 @@ from moodgen.generation.session import open_command
 from moodgen.moods import MOODS
 from moodgen.steering import STEERING
 from moodgen.steering.attributes import UNMEASURED_OFF, AttributeSteering
-from moodgen.steering.base import GenerationJob, cached_finetune, sequences_fingerprint
+from moodgen.steering.base import GenerationJob, cached_finetune, sequences_fingerprint, settings_file
 from moodgen.steering.conditioned import MoodConditioned, MoodConditionedLM, SequenceBatches, chunk_starts, chunks
 from moodgen.steering.neurons import clamp_hook, neuron_set
 from moodgen.tokenizers import bos_id
@@ -155,20 +155,25 @@ def test_conditioned_lm_is_cached_with_the_model_run(model_store, tmp_path):
     )
     generate(cfg)
     bundle = from_run(cfg, "latest")
-    assert (bundle.steering_dir / "conditioned.pt").exists()  # logged back to the model run
-    summary = json.loads((bundle.steering_dir / "conditioned.json").read_text())
+    steering = MoodConditioned(cfg.steering)
+    own = bundle.steering_dir / "conditioned.pt"  # the train stage's (steering.steps=3), kept as trained
+    trained = torch.load(own, weights_only=True)["key"]
+    assert trained != steering.settings_key()
+    cached = settings_file(own, steering.settings_key())  # these settings', logged back to the model run beside it
+    summary = json.loads(cached.with_suffix(".json").read_text())
     assert summary["sequences"]["happy"]["labelled"] > 0
     # kept with what it learned from: the labelled phrases, their moods and the chunks the probe labels
-    phrases, moods, candidates = MoodConditioned(cfg.steering).sources(job_of(bundle, conditioning=bundle.conditioning))
-    made_from = torch.load(bundle.steering_dir / "conditioned.pt", weights_only=True)["made_from"]
+    phrases, moods, candidates = steering.sources(job_of(bundle, conditioning=bundle.conditioning))
+    made_from = torch.load(cached, weights_only=True)["made_from"]
     assert made_from.startswith(sequences_fingerprint(phrases + candidates, moods) + "-")  # and the probe's hash
     # used as trained by the model run; a derived cache (refit_stale) of other sequences is fine-tuned anew
-    saved = torch.load(bundle.steering_dir / "conditioned.pt", weights_only=True)
-    torch.save({**saved, "made_from": "other sequences"}, bundle.steering_dir / "conditioned.pt")
+    saved = torch.load(cached, weights_only=True)
+    torch.save({**saved, "made_from": "other sequences"}, cached)
     for refit_stale, kept in ((False, "other sequences"), (True, made_from)):
         job = job_of(bundle, cache_dir=bundle.steering_dir, conditioning=bundle.conditioning, refit_stale=refit_stale)
         MoodConditioned(cfg.steering).conditioned_net(job)
-        assert torch.load(bundle.steering_dir / "conditioned.pt", weights_only=True)["made_from"] == kept
+        assert torch.load(cached, weights_only=True)["made_from"] == kept
+    assert torch.load(own, weights_only=True)["key"] == trained  # never fine-tuned over
     # no training data given: only the cached checkpoint can answer
     job = job_of(bundle, cache_dir=bundle.steering_dir, conditioning=None)
     assert len(MoodConditioned(cfg.steering).generate(job, 3, 1)) == 1
@@ -201,6 +206,9 @@ def test_a_fine_tuned_cache_follows_its_sequences_where_derived_and_a_runs_is_us
     assert torch.load(path, weights_only=True)["made_from"] == "b"
     assert load("k", "b", True, 6.0) == 5.0
     assert load("other", "b", False, 7.0) == 7.0  # other settings: fine-tuned anew, derived or not
+    assert load("k", "b", True, 7.5) == 5.0  # ... and kept beside the first, never over it
+    assert load("other", "b", True, 7.5) == 7.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lm-other.json", "lm-other.pt", "lm.json", "lm.pt"]
     torch.save({"key": "k", "state_dict": {"weight": torch.full((1, 1), 0.5)}}, path)  # cached before fingerprints
     assert load("k", "b", False, 8.0) == 0.5  # a run's own: as trained
     with caplog.at_level("WARNING", logger="moodgen"):

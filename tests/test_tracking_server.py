@@ -158,13 +158,13 @@ def request(url: str, body: dict | None = None, timeout: float = 10) -> dict:
 
 
 def test_serve_composes_with_the_champion_and_caches_its_steering_on_the_server(server, client, work, model_run):
-    """The registry's alias through the server; new steering settings fine-tune anew, written back to the model run."""
+    """The registry's alias through the server; new steering settings fine-tune anew, written back beside the run's."""
     model = client.get_run(model_run)
     client.create_registered_model("moodgen")
     version = client.create_model_version("moodgen", f"{model.info.artifact_uri}/checkpoints", run_id=model_run)
     client.set_registered_model_alias("moodgen", "champion", version.version)
     cache = on_server(server, client, model_run, "steering/attributes.pt")
-    before = digest(cache)
+    before, beside = digest(cache), set(cache.parent.glob("attributes-*.pt"))
     root = work / "serve"
     root.mkdir()
     port = free_port()
@@ -204,7 +204,8 @@ def test_serve_composes_with_the_champion_and_caches_its_steering_on_the_server(
     assert run.data.tags["moodgen.model_run"] == model_run
     on_server(server, client, job["run_id"], "pieces/calm/calm_0.mid")
     assert "attribute LM fine-tuned" in (root / "serve.log").read_text()  # other settings: fine-tuned anew ...
-    assert digest(cache) != before  # ... and written back to the model run, on the server
+    assert len(set(cache.parent.glob("attributes-*.pt")) - beside) == 1  # ... written back to the model run
+    assert digest(cache) == before  # on the server, beside the run's own, which stays as trained
     no_local_store(root)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..artifacts import read_checkpoint
+from ..data.cache import write_atomic
 from ..errors import MoodgenError
 from ..generation.pieces import DurationStop, Judges, cut_ids
 from ..generation.sampler import StateHook, sample
@@ -55,6 +56,11 @@ def sequences_fingerprint(sequences, labels=None) -> str:
     return digest.hexdigest()[:16]
 
 
+def settings_file(path: Path, key: str) -> Path:
+    """Where a fine-tune of other settings than those in `path` is kept: beside it, named by its settings key."""
+    return path.with_name(f"{path.stem}-{key}{path.suffix}")
+
+
 def cached_finetune(
     net: torch.nn.Module,
     path: Path | None,
@@ -63,33 +69,47 @@ def cached_finetune(
     made_from: Callable[[], str],
     refit_stale: bool = False,
 ):
-    """`net` with the weights saved at `path` under `key`, else fine-tuned now by `finetune()` (which
-    returns a summary) and saved there with the summary beside it (<name>.json); in eval mode.
+    """`net` with the weights saved at `path` (or beside it) under `key`, else fine-tuned now by `finetune()` (which
+    returns a summary) and saved with the summary beside it (<name>.json); in eval mode.
 
     `key` names the settings; `made_from()` fingerprints the sequences the data gives now
     (`sequences_fingerprint`), saved with the weights. Where `refit_stale` (a derived cache, the benchmark's
     fold folder) weights fine-tuned on other sequences are fine-tuned anew: a change to how the data is cut or
     chosen, which no setting names, refits. A model run's own steering (refit_stale false) is used as
     trained, its data not needed.
+
+    `path` keeps the first fine-tune made there (the model run's, by the train stage); one of other settings goes
+    to `settings_file(path, key)`, so trying a setting never replaces a run's steering, and runs of other settings
+    sharing a folder (the benchmark's folds) each keep their own instead of fine-tuning over one another.
     """
-    if path is not None and path.exists():
-        try:  # weights only, checked; a damaged or refused cache is a cache miss
-            saved = read_checkpoint(path, fix="fine-tuning anew", zero_matrices=True)
-        except MoodgenError as exc:
-            log.warning("%s", exc)
-            saved = {}
-        if saved.get("key") == key:
-            if not refit_stale or saved.get("made_from") == made_from():
-                net.load_state_dict(saved["state_dict"])
-                return net.eval()
-            why = "other sequences than the data gives now" if "made_from" in saved else "sequences it did not record"
-            log.warning("%s was fine-tuned on %s: fine-tuning anew", path, why)
+    if path is None:
+        finetune()
+        return net.eval()
+    canonical = _saved(path)
+    where = path if canonical is None or canonical.get("key") == key else settings_file(path, key)
+    saved = canonical if where == path else _saved(where)
+    if saved is not None and saved.get("key") == key:
+        if not refit_stale or saved.get("made_from") == made_from():
+            net.load_state_dict(saved["state_dict"])
+            return net.eval()
+        why = "other sequences than the data gives now" if "made_from" in saved else "sequences it did not record"
+        log.warning("%s was fine-tuned on %s: fine-tuning anew", where, why)
     summary = finetune()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"key": key, "made_from": made_from(), "state_dict": net.state_dict()}, path)
-        path.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    state = {"key": key, "made_from": made_from(), "state_dict": net.state_dict()}
+    write_atomic(where, lambda handle: torch.save(state, handle))  # a parallel run never reads half a file
+    write_atomic(where.with_suffix(".json"), lambda handle: handle.write(json.dumps(summary, indent=2).encode()))
     return net.eval()
+
+
+def _saved(path: Path) -> dict | None:
+    """The checkpoint at `path`, checked; None where there is none, or it is damaged or refused (a cache miss)."""
+    if not path.exists():
+        return None
+    try:  # weights only, checked
+        return read_checkpoint(path, fix="fine-tuning anew", zero_matrices=True)
+    except MoodgenError as exc:
+        log.warning("%s", exc)
+        return None
 
 
 class Steering:
