@@ -45,7 +45,7 @@ if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null || ! comm
 fi
 
 # 2. slurm.conf for one local node (rewritten only when the machine changed)
-cpus="$(nproc)"
+cpus="$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)"  # nproc obeys OMP_NUM_THREADS: =1 made a 1-CPU node
 mem_mb="$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)"
 real_mb=$((mem_mb * 9 / 10))  # below what slurmd measures, or the node is drained as "Low RealMemory"
 mkdir -p "$CONF_DIR" "$LOG_DIR" /var/spool/slurmctld /var/spool/slurmd
