@@ -383,6 +383,8 @@ class BenchmarkConfig(ComposeConfig):
     n: int = ranged(8, COUNT)  # pieces per (fold, seed, mood)
     duration: float = ranged(30.0, POSITIVE)
     folds: int = ranged(2, Range(2))  # folds of the labelled training phrases, by piece
+    # each method's fold LMs (GA genes) fitted this many times, with steering.seed, +1, ...: units per fit
+    fits: int = ranged(1, COUNT)
     split_seed: int = ranged(0, SEED)  # of the folds
     seed: int = ranged(0, SEED)  # of the fold probes' and judges' searches
     # the judges count pitch classes from the estimated tonic (false: absolute, as the run's judge and probe

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import symusic
+import torch
 from omegaconf import OmegaConf
 
 from moodgen.bench.folds import FoldFeatures, fit_fold, piece_folds
@@ -51,6 +52,44 @@ def test_paired_difference_uses_the_pairs():
     assert result["diff"] == pytest.approx(0.1) and result["high"] - result["low"] == pytest.approx(0.0, abs=1e-12)
     shuffled = paired_difference(a, b[::-1])  # the same values, wrongly paired: a wide interval
     assert shuffled["high"] - shuffled["low"] > 0.3
+
+
+def test_units_are_keyed_by_fit_and_the_interval_over_fits_carries_a_fits_luck():
+    """Two methods, 2 folds x 3 fits x 4 seeds, one mood: b beats a by exactly one fit's offset in every unit of
+    that fit. Over units the difference looks sure; over the six (fold, fit) clusters it is as wide as the fits'
+    spread. A key without the fit would pair 8 units, not 24."""
+    from moodgen.bench.run import paired_rows
+
+    offsets = {0: 0.5, 1: -0.25, 2: 0.0}  # each fit's difference, the same in every one of its units
+    rows = []
+    for fold in (0, 1):
+        for fit, offset in offsets.items():
+            for seed in range(4):
+                base = (seed % 2) * 0.5  # 0 or 0.5: both methods' pieces alike but for the fit's offset
+                for method, hit in (("a", base), ("b", base + offset)):
+                    rows.append({"method": method, "fold": fold, "fit": fit, "seed": seed, "mood": "calm", "hit": hit})
+    for row in paired_rows([r | {"state_hit": 0, "panel_hit": 0} for r in rows], ["a", "b"]):
+        if row["judge"] != "accuracy":
+            continue
+        assert row["units"] == 24 and row["clusters"] == 6
+        assert row["diff"] == pytest.approx(np.mean(list(offsets.values())))
+        cluster_means = np.array([offsets[fit] for fold in (0, 1) for fit in offsets])
+        by_hand = paired_difference(cluster_means, np.zeros(6))
+        assert (row["cluster_low"], row["cluster_high"]) == pytest.approx((by_hand["low"], by_hand["high"]))
+        assert row["cluster_high"] - row["cluster_low"] > 2 * (row["high"] - row["low"])
+
+
+def test_a_fits_stream_is_its_own_and_fit_0s_the_one_drawn_before_fits():
+    from moodgen.bench.run import fit_settings, unit_stream
+    from moodgen.steering.base import sampling_stream
+
+    def draw(generator):
+        return torch.rand(4, generator=generator)
+
+    assert torch.equal(draw(unit_stream(3, 1, 0, 0)), draw(sampling_stream(3, 1, 0)))
+    assert not torch.equal(draw(unit_stream(3, 1, 0, 1)), draw(unit_stream(3, 1, 0, 0)))
+    assert not torch.equal(draw(unit_stream(3, 1, 0, 1)), draw(unit_stream(3, 1, 0, 2)))
+    assert [fit_settings(OmegaConf.create({"name": "attributes", "seed": 5}), fit).seed for fit in (0, 2)] == [5, 7]
 
 
 def test_the_yardstick_is_each_judges_share_per_mood_averaged_over_folds():
@@ -234,6 +273,7 @@ def test_copied_share_finds_a_planted_copy(tmp_path):
     ("option", "expected"),
     [
         ("seeds=0", "use seeds >= 1"),
+        ("fits=0", "use fits >= 1"),
         ("grid_points=1", "grid_points >= 2"),
         ("compare=[nope]", "unknown steering"),
         ("key_blind=maybe", "not a valid bool"),

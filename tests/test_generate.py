@@ -591,6 +591,75 @@ def test_benchmark_judges_every_unit_and_pairs_the_methods(model_store, tmp_path
     assert len({tuple(p.read_bytes() for p in files) for files in none_pieces}) == 4  # no mood shares a stream
 
 
+def test_benchmark_fits_each_methods_fold_lms_again_and_carries_the_fits_spread(model_store, tmp_path):
+    """`fits=2`: each fold's attribute LM fine-tuned with steering.seed 0 and 1, both kept; every fit draws pieces
+    of its own (a method that fits nothing too); units, per-fit levels and the interval over fits from the rows."""
+    import csv
+
+    from mlflow.tracking import MlflowClient
+
+    from moodgen.bench.run import fit_settings, fold_cache
+    from moodgen.bench.stats import paired_difference
+    from moodgen.benchmark import benchmark
+
+    out = tmp_path / "bench"
+    cfg = compose_entry(
+        "benchmark",
+        model_store,
+        [
+            "steering=attributes",
+            *TINY_CONDITIONED,
+            "compare=[none]",
+            "fits=2",
+            "seeds=1",
+            "n=2",
+            "duration=3",
+            "classifier.n_trials=2",
+            f"out_dir={out}",
+        ],
+        output="bench",
+    )
+    benchmark(cfg)
+    with open(out / "units.csv") as f:
+        units = list(csv.DictReader(f))
+    assert len(units) == 2 * 2 * 2 * 1 * 4 * 2  # methods x folds x fits x seeds x moods x pieces
+    assert {(r["fold"], r["fit"]) for r in units} == {(f, r) for f in "01" for r in "01"}
+    bundle = from_run(cfg, cfg.model_run)
+    for fold in (0, 1):  # the fold's LM of each fit's settings, kept side by side
+        kept = {torch.load(f, weights_only=True)["key"] for f in fold_cache(cfg, bundle, fold).glob("attributes*.pt")}
+        asked = {AttributeSteering(fit_settings(cfg.steering, fit)).settings_key() for fit in (0, 1)}
+        assert len(asked) == 2 and asked <= kept
+    for method in ("none", "attributes"):  # a fit's pieces are new music, not fit 0's again
+        fits = [
+            (out / "pieces" / method / "fold0" / f"fit{fit}" / "seed0" / "calm_0.mid").read_bytes() for fit in (0, 1)
+        ]
+        assert fits[0] != fits[1], method
+    client = MlflowClient(tracking_uri=f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("moodgen").experiment_id
+    runs = client.search_runs([experiment], filter_string="tags.`moodgen.entry_point` = 'benchmark'")
+    metrics = next(r for r in runs if "bench/attributes/fit1/accuracy" in r.data.metrics).data.metrics
+    for fit in (0, 1):  # each fit's level, from its rows
+        mine = [r for r in units if r["method"] == "attributes" and r["fit"] == str(fit)]
+        for mood in MOODS:
+            hits = [int(r["state_hit"]) for r in mine if r["mood"] == mood]
+            assert metrics[f"bench/attributes/fit{fit}/{mood}/state_accuracy"] == pytest.approx(np.mean(hits))
+    # the interval over fits: each (fold, fit)'s mean unit difference one value, 4 clusters
+    diff: dict[tuple, list[float]] = {}
+    for unit in {(r["fold"], r["fit"], r["mood"]) for r in units}:
+        share = {
+            m: np.mean([int(r["hit"]) for r in units if (r["fold"], r["fit"], r["mood"]) == unit and r["method"] == m])
+            for m in ("attributes", "none")
+        }
+        diff.setdefault(unit[:2], []).append(share["attributes"] - share["none"])
+    means = np.array([np.mean(d) for d in diff.values()])
+    by_hand = paired_difference(means, np.zeros(4))
+    assert metrics["bench/diff/attributes_vs_none/fit_low"] == pytest.approx(by_hand["low"])
+    assert metrics["bench/diff/attributes_vs_none/fit_high"] == pytest.approx(by_hand["high"])
+    summary = (out / "summary.md").read_text()
+    assert "2 folds x 2 fits x 1 seeds" in summary and "## Each fit's levels" in summary
+    assert "| attributes | 1 (1) |" in summary and "| none | *spread (max − min)* |" in summary
+
+
 def test_the_benchmark_compares_pieces_with_real_phrases_of_their_length(model_store, tmp_path):
     """Whole phrases run ~100 s against the pieces' `duration`: note counts and repeats would differ by length."""
     from pathlib import Path

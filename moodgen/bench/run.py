@@ -1,7 +1,9 @@
-"""The steering benchmark: methods x folds x seeds x moods, judged by a judge that never saw the steering's data.
+"""The steering benchmark: methods x folds x fits x seeds x moods, judged by a judge that never saw the steering's data.
 
-Every (seed, mood, fold) is one unit with a sampling stream of its own; every method draws from
-the same streams, so methods are compared unit by unit (paired by seed).
+Every (fold, fit, seed, mood) is one unit with a sampling stream of its own; every method draws from
+the same streams, so methods are compared unit by unit (paired by seed). A fit is one fitting of what a method
+fits per fold (its fine-tuned LM, its GA genes) with its own `steering.seed`: with `fits` > 1 the tables carry
+the spread another fit of the same settings brings, not one fit's luck.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from ..steering.base import GenerationJob, sampling_stream
 from ..tokenizers import Corpus, encode_corpus
 from .folds import FoldFeatures, FoldModels, fit_fold, piece_folds
 from .musicality import PIECE_COLUMNS, fold_musicality, piece_row
-from .stats import paired_difference, wilson
+from .stats import cluster_difference, paired_difference, wilson
 from .views import CopyIndex, distribution_confusion, own_mood_closest
 
 log = logging.getLogger("moodgen")
@@ -239,29 +241,43 @@ def hit_shares(rows: list[dict], column: str) -> dict[str, float]:
     return {**shares, "all": float(np.mean([r[column] for r in rows]))}
 
 
+def fit_settings(steering_cfg, fit: int):
+    """A method's settings for fit `fit`: its `steering.seed` + fit (fit 0: the settings as given), so each fit
+    fine-tunes (or evolves) anew and is cached beside the others (`cached_finetune`)."""
+    return OmegaConf.merge(steering_cfg, {"seed": steering_cfg.seed + fit})
+
+
+def unit_stream(seed: int, mood: int, fold: int, fit: int) -> torch.Generator:
+    """A unit's sampling stream. Fit 0's is the (seed, mood, fold) stream the benchmark has always drawn, so a
+    row with `fits=1` repeats one made before fits; another fit draws new pieces, even of a method that fits
+    nothing (a fit repeating fit 0's pieces would count the same music twice)."""
+    return sampling_stream(seed, mood, fold, *([fit] if fit else []))
+
+
 def run_method(
-    cfg, steering_cfg, job: GenerationJob, state_judge: Judges, fold: int, folder: Path, copies: CopyIndex
+    cfg, steering_cfg, job: GenerationJob, state_judge: Judges, unit: tuple[int, int], folder: Path, copies: CopyIndex
 ) -> tuple[list[dict], dict]:
-    """Every seed and mood of one method on one fold: pieces written, each judged by both judges
+    """Every seed and mood of one method on one (fold, fit): pieces written, each judged by both judges
     (the steering never sees `state_judge`); (unit rows, scores by mood)."""
-    steering = make_steering(steering_cfg)
+    fold, fit = unit
+    steering = make_steering(fit_settings(steering_cfg, fit))
+    where = folder / f"fold{fold}" / (f"fit{fit}" if cfg.fits > 1 else "")
     rows, scores_by_mood = [], {m: [] for m in range(len(MOODS))}
     for seed in range(cfg.first_seed, cfg.first_seed + cfg.seeds):
         for mood in range(len(MOODS)):
-            unit_job = dataclasses.replace(job, generator=sampling_stream(seed, mood, fold))
+            unit_job = dataclasses.replace(job, generator=unit_stream(seed, mood, fold, fit))
             sequences = steering.generate(unit_job, mood, cfg.n)
             qpm = steering.qpm(mood, unit_job)
             scores = [to_score(job.tokenizer, ids, cfg.duration, qpm) for ids in sequences]
             heard_all, moved_all = verdicts(job, state_judge, scores), moved_verdicts(job, state_judge, scores)
             for i, (score, heard, moved) in enumerate(zip(scores, heard_all, moved_all, strict=True)):
-                sidecar = {"mood": MOODS[mood], "method": steering_cfg.name, "fold": fold, "seed": seed}
-                piece = write_piece(
-                    folder / f"fold{fold}" / f"seed{seed}", f"{MOODS[mood]}_{i}", score, sidecar, wav=False, png=False
-                )
+                sidecar = {"mood": MOODS[mood], "method": steering_cfg.name, "fold": fold, "fit": fit, "seed": seed}
+                piece = write_piece(where / f"seed{seed}", f"{MOODS[mood]}_{i}", score, sidecar, wav=False, png=False)
                 rows.append(
                     {
                         "method": steering_cfg.name,
                         "fold": fold,
+                        "fit": fit,
                         "seed": seed,
                         "mood": MOODS[mood],
                         "index": i,
@@ -299,16 +315,18 @@ def accuracy_rows(rows: list[dict], method: str) -> dict[str, float]:
 
 
 def unit_accuracy(rows: list[dict], method: str, column: str = "hit") -> dict[tuple, float]:
-    """(fold, seed, mood) -> share of hits (by the judge whose `column` it is) of that unit's pieces."""
+    """(fold, fit, seed, mood) -> share of hits (by the judge whose `column` it is) of that unit's pieces."""
     units: dict[tuple, list[int]] = {}
     for r in rows:
         if r["method"] == method:
-            units.setdefault((r["fold"], r["seed"], r["mood"]), []).append(r[column])
+            units.setdefault((r["fold"], r["fit"], r["seed"], r["mood"]), []).append(r[column])
     return {unit: float(np.mean(hits)) for unit, hits in units.items()}
 
 
 def paired_rows(rows: list[dict], methods: list[str]) -> list[dict]:
-    """Each pair of methods by each judge: the mean difference in accuracy over shared units, with a 95 % t interval."""
+    """Each pair of methods by each judge: the mean difference in accuracy over shared units, with a 95 % t interval
+    over units, and one over (fold, fit) clusters (`cluster_difference`: the interval that carries what another fit
+    changes, not only what another seed does)."""
     out = []
     for judge, column in JUDGES.items():
         for i, a in enumerate(methods):
@@ -316,8 +334,24 @@ def paired_rows(rows: list[dict], methods: list[str]) -> list[dict]:
                 ua, ub = unit_accuracy(rows, a, column), unit_accuracy(rows, b, column)
                 shared = sorted(ua.keys() & ub.keys())
                 diff = paired_difference(np.array([ua[u] for u in shared]), np.array([ub[u] for u in shared]))
-                out.append({"judge": judge, "method": a, "baseline": b, **diff})
+                clusters = [unit[:2] for unit in shared]  # (fold, fit)
+                by_fit = cluster_difference(np.array([ua[u] - ub[u] for u in shared]), clusters)
+                out.append({"judge": judge, "method": a, "baseline": b, **diff, **by_fit})
     return out
+
+
+def fit_levels(rows: list[dict], method: str) -> dict[str, float]:
+    """bench/<method>/fit<r>/[<mood>/]<judge>: each judge's share per fit (over both folds), overall and per mood."""
+    metrics = {}
+    for fit in sorted({r["fit"] for r in rows if r["method"] == method}):
+        mine = [r for r in rows if r["method"] == method and r["fit"] == fit]
+        for name, column in JUDGES.items():
+            shares = hit_shares(mine, column)
+            metrics |= {
+                f"bench/{method}/fit{fit}/{name}" if k == "all" else f"bench/{method}/fit{fit}/{k}/{name}": v
+                for k, v in shares.items()
+            }
+    return metrics
 
 
 def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
@@ -349,18 +383,21 @@ def benchmark(cfg, bundle: ModelBundle, out: Path) -> dict:
         excerpts = [labelled.scores[i] for i in models.steer_rows]
         real_verdicts += judge_real(job, state_judge, excerpts, labelled.moods[models.steer_rows], fold)
         real = {m: [labelled.scores[i] for i in models.judge_rows if labelled.moods[i] == m] for m in range(4)}
-        for steering_cfg in configs:
-            begin = time.perf_counter()
-            folder = out / "pieces" / steering_cfg.name
-            unit_rows, generated = run_method(cfg, steering_cfg, job, state_judge, fold, folder, copies)
-            seconds[steering_cfg.name] += time.perf_counter() - begin
-            rows += unit_rows
-            confusion[steering_cfg.name].append(distribution_confusion(generated, real, cfg.grid_points))
-            musicality[steering_cfg.name].append(fold_musicality(generated, real, cfg.grid_points))
-            log.info("benchmark fold %d, %s: %.1f s", fold, steering_cfg.name, time.perf_counter() - begin)
+        for fit in range(cfg.fits):
+            for steering_cfg in configs:
+                begin = time.perf_counter()
+                folder = out / "pieces" / steering_cfg.name
+                unit_rows, generated = run_method(cfg, steering_cfg, job, state_judge, (fold, fit), folder, copies)
+                seconds[steering_cfg.name] += time.perf_counter() - begin
+                rows += unit_rows
+                confusion[steering_cfg.name].append(distribution_confusion(generated, real, cfg.grid_points))
+                musicality[steering_cfg.name].append(fold_musicality(generated, real, cfg.grid_points))
+                took = time.perf_counter() - begin
+                log.info("benchmark fold %d, fit %d, %s: %.1f s", fold, fit, steering_cfg.name, took)
     real_rows = [piece_row(score) for score in labelled.scores]
+    seed_of = {c.name: c.seed for c in configs}  # fit r fits with its steering.seed + r
     return report(
-        cfg, rows, real_verdicts, confusion, musicality, real_rows, seconds, methods, out, time.perf_counter() - start
+        cfg, rows, real_verdicts, confusion, musicality, real_rows, seconds, seed_of, out, time.perf_counter() - start
     )
 
 
@@ -422,10 +459,12 @@ def musicality_metrics(rows: list[dict], folds: list[dict], method: str) -> dict
 
 
 def report(
-    cfg, rows, real_verdicts, confusion, musicality, real_rows, seconds, methods, out: Path, total_seconds: float
+    cfg, rows, real_verdicts, confusion, musicality, real_rows, seconds, seed_of, out: Path, total_seconds: float
 ) -> dict:
+    """`seed_of`: each method's `steering.seed`, in the methods' order."""
     from .summary import write_summary
 
+    methods = list(seed_of)
     metrics: dict[str, float] = {f"bench/real/{k}": float(np.mean([r[k] for r in real_rows])) for k in PIECE_COLUMNS}
     for method in methods:
         metrics |= accuracy_rows(rows, method)
@@ -434,6 +473,8 @@ def report(
         metrics[f"bench/{method}/own_mood_closest"] = own_mood_closest(matrix)
         metrics[f"bench/{method}/copied"] = float(np.nanmean([r["copied"] for r in rows if r["method"] == method]))
         metrics[f"bench/{method}/seconds"] = seconds[method]
+        if cfg.fits > 1:
+            metrics |= fit_levels(rows, method)
         write_rows(
             [{"generated": MOODS[m], **dict(zip(MOODS, matrix[m].round(4).tolist(), strict=True))} for m in range(4)],
             out / f"distribution_{method}.csv",
@@ -447,9 +488,11 @@ def report(
     for p in paired:
         prefix = f"bench/diff/{p['method']}_vs_{p['baseline']}/" + p["judge"].removesuffix("accuracy")
         metrics |= {f"{prefix}accuracy": p["diff"], f"{prefix}low": p["low"], f"{prefix}high": p["high"]}
+        if cfg.fits > 1:  # over (fold, fit) clusters: with one fit a fold, two clusters say next to nothing
+            metrics |= {f"{prefix}fit_low": p["cluster_low"], f"{prefix}fit_high": p["cluster_high"]}
     metrics["bench/seconds"] = total_seconds
     write_rows([{k: v for k, v in r.items() if k != "midi"} for r in rows], out / "units.csv")
     write_rows(paired, out / "paired.csv")
     write_rows(real_verdicts, out / "real.csv")
-    summary = write_summary(cfg, metrics, yardstick, paired, confusion, methods, out / "summary.md")
+    summary = write_summary(cfg, metrics, yardstick, paired, confusion, methods, seed_of, out / "summary.md")
     return {"metrics": metrics, "summary": summary}

@@ -30,3 +30,16 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
         return {"diff": mean, "low": float("nan"), "high": float("nan"), "units": len(d)}
     half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
     return {"diff": mean, "low": mean - half, "high": mean + half, "units": len(d)}
+
+
+def cluster_difference(d: np.ndarray, clusters: list) -> dict[str, float]:
+    """A 95 % t interval of the mean of per-unit differences `d` over clusters, each cluster's mean one value.
+
+    Units of one cluster (a fold's fit: one fine-tuned LM) share that fit's luck, so they are not independent;
+    the interval over the clusters carries what another fit would change. NaN with fewer than two clusters.
+    """
+    keys = sorted(set(clusters))
+    d = np.asarray(d, float)
+    means = np.array([d[[c == k for c in clusters]].mean() for k in keys])
+    interval = paired_difference(means, np.zeros_like(means))
+    return {"cluster_low": interval["low"], "cluster_high": interval["high"], "clusters": len(keys)}

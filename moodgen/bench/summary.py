@@ -36,12 +36,57 @@ def accuracy_table(
     return lines
 
 
-def paired_table(paired: list[dict], judge: str = "accuracy") -> list[str]:
-    lines = ["| method | vs | accuracy difference [95 % CI] | units |", "|---|---|---|---|"]
+def paired_table(paired: list[dict], judge: str = "accuracy", fits: int = 1) -> list[str]:
+    """Each pair's mean difference with its interval over units; with several fits also over (fold, fit) clusters."""
+    by_fit = fits > 1
+    header = "| method | vs | accuracy difference [95 % CI] | units |"
+    header += " over fits [95 % CI] | clusters |" if by_fit else ""
+    lines = [header, "|---|---|---|---|" + "---|---|" * by_fit]
     for p in (p for p in paired if p["judge"] == judge):
-        lines.append(
-            f"| {p['method']} | {p['baseline']} | {p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}] | {p['units']} |"
-        )
+        line = f"| {p['method']} | {p['baseline']} | {p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}] |"
+        line += f" {p['units']} |"
+        if by_fit:
+            line += f" [{p['cluster_low']:+.3f}, {p['cluster_high']:+.3f}] | {p['clusters']} |"
+        lines.append(line)
+    return lines
+
+
+def fit_table(metrics: dict, methods: list[str], fits: int, seed_of: dict[str, int], judge: str) -> list[str]:
+    """Per method, each fit's share by `judge` per mood and overall (both folds), and the spread between fits."""
+    lines = [
+        "| steering | fit (steering.seed) | " + " | ".join(MOODS) + " | all |",
+        "|---|---|" + "---|" * (len(MOODS) + 1),
+    ]
+    for method in methods:
+        per_fit = [
+            [metrics[f"bench/{method}/fit{fit}/{m}/{judge}"] for m in MOODS]
+            + [metrics[f"bench/{method}/fit{fit}/{judge}"]]
+            for fit in range(fits)
+        ]
+        for fit, shares in enumerate(per_fit):
+            cells = " | ".join(f"{v:.2f}" for v in shares)
+            lines.append(f"| {method} | {fit} ({seed_of[method] + fit}) | {cells} |")
+        spread = np.ptp(np.array(per_fit), axis=0)
+        lines.append(f"| {method} | *spread (max − min)* | " + " | ".join(f"{v:.2f}" for v in spread) + " |")
+    return lines
+
+
+def fits_section(cfg, metrics: dict, methods: list[str], seed_of: dict[str, int]) -> list[str]:
+    """Each fit's levels, by each judge: what one fit's table would have said, fit by fit."""
+    if cfg.fits == 1:
+        return []
+    lines = [
+        "## Each fit's levels: the same settings fitted again with the next `steering.seed`",
+        "",
+        "A method's fold LMs (and GA genes) are fitted once per fit; a fit's pieces draw streams of their own.",
+        "The spread is what one fit's table cannot show; the intervals above over units do not carry it, the",
+        "intervals over fits do. A method that fits nothing (`none`, `rerank`) only draws new streams: its spread",
+        "is the seeds' own, the yardstick for the others'.",
+        "",
+    ]
+    judges = {"accuracy": "The judge", "state_accuracy": "The second judge", "panel_accuracy": "The panel"}
+    for judge, title in judges.items():
+        lines += [f"{title}:", "", *fit_table(metrics, methods, cfg.fits, seed_of, judge), ""]
     return lines
 
 
@@ -92,21 +137,23 @@ def key_line(key_blind: bool) -> str:
     )
 
 
-def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Path) -> Path:
-    units = cfg.folds * cfg.seeds * len(MOODS)
+def write_summary(cfg, metrics, yardstick, paired, confusion, methods, seed_of, path: Path) -> Path:
+    """summary.md; `seed_of`: each method's `steering.seed` (fit r is fitted with it + r)."""
+    units = cfg.folds * cfg.fits * cfg.seeds * len(MOODS)
+    fits = f"{cfg.fits} fits x " if cfg.fits > 1 else ""
     lines = [
         f"# Steering benchmark: {', '.join(methods)}",
         "",
-        f"{cfg.folds} folds x {cfg.seeds} seeds x {len(MOODS)} moods x {cfg.n} pieces of {cfg.duration:g} s "
+        f"{cfg.folds} folds x {fits}{cfg.seeds} seeds x {len(MOODS)} moods x {cfg.n} pieces of {cfg.duration:g} s "
         f"per method ({units * cfg.n} pieces, {units} units); model run {cfg.model_run}.",
         "",
         "## Cross-fitted judge: share of pieces judged in the requested mood [Wilson 95 % CI]",
         "",
         *accuracy_table(metrics, yardstick, methods, cfg.duration),
         "",
-        "## Paired by unit (fold, seed, mood): difference in accuracy",
+        f"## Paired by unit (fold, {'fit, ' if cfg.fits > 1 else ''}seed, mood): difference in accuracy",
         "",
-        *paired_table(paired),
+        *paired_table(paired, fits=cfg.fits),
         "",
         "## Second judge, of another family: the LM-state probe fitted on the judge's fold",
         "",
@@ -115,7 +162,7 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         "",
         *accuracy_table(metrics, yardstick, methods, cfg.duration, "state_accuracy"),
         "",
-        *paired_table(paired, "state_accuracy"),
+        *paired_table(paired, "state_accuracy", cfg.fits),
         "",
         "## Both judges as one panel: the mood of their mean probabilities",
         "",
@@ -124,8 +171,9 @@ def write_summary(cfg, metrics, yardstick, paired, confusion, methods, path: Pat
         "",
         *accuracy_table(metrics, yardstick, methods, cfg.duration, "panel_accuracy"),
         "",
-        *paired_table(paired, "panel_accuracy"),
+        *paired_table(paired, "panel_accuracy", cfg.fits),
         "",
+        *fits_section(cfg, metrics, methods, seed_of),
         "## The two judges agree: share of pieces both hear in the same mood, right or wrong",
         "",
         "The last row is how often the two judges agree on real music. Where they often disagree, a share judged",
