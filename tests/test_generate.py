@@ -132,13 +132,31 @@ def test_every_steering_method_end_to_end(model_store, steering, tmp_path):
         assert 0 < meta["seconds"] <= 6.0 + 1e-6  # cut at the requested length
 
 
-def test_evolved_genes_are_cached_with_the_model_run(model_store, tmp_path):
-    cfg = compose_generate(
-        model_store, ["mood=angry", "n=1", "duration=4", "steering=neurons", *TINY_GA, f"out_dir={tmp_path}"]
-    )
-    generate(cfg)
-    bundle = from_run(cfg, "latest")
-    assert (bundle.steering_dir / "neurons_angry.json").exists()  # logged back to the model run
+def test_evolved_genes_are_cached_with_the_model_run_and_other_settings_beside_them(model_store, tmp_path, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from moodgen.steering.neurons import EvolvedNeurons
+
+    def run(*overrides):
+        cfg = compose_generate(
+            model_store, ["mood=angry", "n=1", "duration=4", "steering=neurons", *TINY_GA, *overrides]
+        )
+        generate(OmegaConf.merge(cfg, {"out_dir": str(tmp_path / str(len(list(tmp_path.iterdir()))))}))
+        return from_run(cfg, "latest")
+
+    bundle = run()
+    genes = bundle.steering_dir / "neurons_angry.json"
+    first = genes.read_bytes()
+    other = run("steering.seed=1")  # other GA settings: evolved anew, kept beside the run's genes, never over them
+    assert genes.read_bytes() == first
+    (beside,) = other.steering_dir.glob("neurons_angry-*.json")
+    assert json.loads(beside.read_text())["key"] != json.loads(first)["key"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{model_store / 'mlruns' / 'mlflow.db'}")
+    logged = {a.path for a in client.list_artifacts(bundle.run_id, "steering")}
+    assert {"steering/neurons_angry.json", f"steering/{beside.name}"} <= logged  # both logged to the model run
+    monkeypatch.setattr(EvolvedNeurons, "evolve", lambda *args: pytest.fail("evolved again"))
+    run()  # each setting's genes found where they were kept
+    run("steering.seed=1")
 
 
 def job_of(bundle, **changes) -> GenerationJob:

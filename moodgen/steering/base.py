@@ -61,6 +61,12 @@ def settings_file(path: Path, key: str) -> Path:
     return path.with_name(f"{path.stem}-{key}{path.suffix}")
 
 
+def settings_home(path: Path, key: str, first: dict | None) -> Path:
+    """Where a cached result of settings `key` lives: `path` where nothing is saved there (`first` None) or what is
+    saved there has those settings; else beside it (`settings_file`). The first result made at `path` stays."""
+    return path if first is None or first.get("key") == key else settings_file(path, key)
+
+
 def cached_finetune(
     net: torch.nn.Module,
     path: Path | None,
@@ -86,7 +92,7 @@ def cached_finetune(
         finetune()
         return net.eval()
     canonical = _saved(path)
-    where = path if canonical is None or canonical.get("key") == key else settings_file(path, key)
+    where = settings_home(path, key, canonical)
     saved = canonical if where == path else _saved(where)
     if saved is not None and saved.get("key") == key:
         if not refit_stale or saved.get("made_from") == made_from():

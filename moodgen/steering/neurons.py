@@ -14,13 +14,15 @@ import dataclasses
 import json
 import logging
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..data.cache import write_atomic
 from ..errors import MoodgenError
 from ..moods import MOODS
-from .base import GenerationJob, Steering, settings_key
+from .base import GenerationJob, Steering, settings_home, settings_key
 
 log = logging.getLogger("moodgen")
 SETTINGS = (
@@ -72,18 +74,25 @@ class EvolvedNeurons(Steering):
         return settings_key(self.cfg, SETTINGS, units=units.tolist(), temperature=job.temperature, top_p=job.top_p)
 
     def genes(self, job: GenerationJob, mood: int) -> np.ndarray:
-        """The evolved values for this mood: from the model run's cache, else evolved now (and cached)."""
+        """The evolved values for this mood: from the model run's cache, else evolved now (and cached).
+
+        The cache file keeps the first genes evolved there (a run's: the train stage's); genes of other settings go
+        beside it (`settings_home`), so trying a GA setting never replaces a run's genes, and the benchmark's fits
+        (another `steering.seed` each) keep one file each instead of evolving over one another.
+        """
         units, mean, scale = neuron_set(job.neurons, mood)
         key = self.settings_key(units, job)
-        path = job.cache_dir / f"neurons_{MOODS[mood]}.json" if job.cache_dir else None
-        if path is not None and path.exists():
-            cached = json.loads(path.read_text())
-            if cached.get("key") == key:
-                return np.array(cached["values"])
+        if job.cache_dir is None:
+            return np.array(self.evolve(job, mood, units, mean, scale)["values"])
+        path = job.cache_dir / f"neurons_{MOODS[mood]}.json"
+        first = _saved_genes(path)
+        where = settings_home(path, key, first)
+        saved = first if where == path else _saved_genes(where)
+        if saved is not None and saved.get("key") == key:
+            return np.array(saved["values"])
         result = self.evolve(job, mood, units, mean, scale)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"key": key, "mood": MOODS[mood], "units": units.tolist(), **result}, indent=2))
+        record = {"key": key, "mood": MOODS[mood], "units": units.tolist(), **result}
+        write_atomic(where, lambda handle: handle.write(json.dumps(record, indent=2).encode()))
         return np.array(result["values"])
 
     def evolve(self, job: GenerationJob, mood: int, units, mean, scale) -> dict:
@@ -109,6 +118,17 @@ class EvolvedNeurons(Steering):
         units, _, _ = neuron_set(job.neurons, mood)
         values = np.repeat(self.genes(job, mood)[None], n, axis=0)
         return job.sample(n, clamp_hook(units, values))
+
+
+def _saved_genes(path: Path) -> dict | None:
+    """The genes cached at `path`; None where there are none, or the file is damaged (a cache miss, one line)."""
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        log.warning("%s is not readable genes (%s): evolving anew", path, exc)
+        return None
 
 
 def genetic_search(fitness, n_genes: int, cfg, rng: np.random.Generator, label: str = "") -> dict:
