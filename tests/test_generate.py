@@ -155,8 +155,10 @@ def test_evolved_genes_are_cached_with_the_model_run_and_other_settings_beside_t
     logged = {a.path for a in client.list_artifacts(bundle.run_id, "steering")}
     assert {"steering/neurons_angry.json", f"steering/{beside.name}"} <= logged  # both logged to the model run
     monkeypatch.setattr(EvolvedNeurons, "evolve", lambda *args: pytest.fail("evolved again"))
-    run()  # each setting's genes found where they were kept
-    run("steering.seed=1")
+    job = job_of(other, cache_dir=other.steering_dir, neurons=other.neurons)
+    for overrides, kept in (([], genes), (["steering.seed=1"], beside)):  # each setting's genes where they were kept
+        steering_cfg = compose_generate(model_store, ["steering=neurons", *TINY_GA, *overrides]).steering
+        assert EvolvedNeurons(steering_cfg).genes(job, 2).tolist() == json.loads(kept.read_text())["values"]
 
 
 def job_of(bundle, **changes) -> GenerationJob:
