@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, RandomSampler
 from ..attributes import ATTRIBUTES, check_names, measure, to_bins
 from ..attributes.targets import TARGETS, WINDOWS, MoodTargets, PhraseSummary, mood_targets, phrase_summary
 from ..config import check_ranges
+from ..data.cache import write_atomic
 from ..errors import MoodgenError
 from ..models.module import quiet_trainer, seeded_fit
 from ..moods import MOODS
@@ -273,10 +274,9 @@ class AttributeSteering(Steering):
         data = self.data(job)
         summary = phrase_summary([job.tokenizer.decode([p.tolist()]) for p in data.phrases], data.moods)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
             text = json.dumps(summary.to_json())
             if not path.exists() or path.read_text() != text:  # unchanged: not logged to the run again
-                path.write_text(text)
+                write_atomic(path, lambda handle: handle.write(text.encode()))  # never half a file
         return summary
 
     def mood_targets(self, job: GenerationJob) -> MoodTargets:
