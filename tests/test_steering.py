@@ -187,3 +187,15 @@ def test_every_seed_and_mood_has_its_own_stream():
 
     assert draws(0, 1) == draws(0, 1)
     assert len({tuple(draws(s, m)) for s in range(3) for m in range(4)}) == 12
+
+
+@pytest.mark.parametrize("text", ["{half a fi", "[1, 2]"])
+def test_a_damaged_genes_file_is_a_cache_miss_with_one_line(tmp_path, caplog, text):
+    from moodgen.steering.neurons import _saved_genes
+
+    path = tmp_path / "neurons_calm.json"
+    path.write_text(text)
+    assert _saved_genes(path) is None
+    assert "is not readable genes" in caplog.text and "evolving anew" in caplog.text
+    path.write_text('{"key": "k", "values": [0.5]}')
+    assert _saved_genes(path) == {"key": "k", "values": [0.5]}

@@ -125,10 +125,14 @@ def _saved_genes(path: Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         log.warning("%s is not readable genes (%s): evolving anew", path, exc)
         return None
+    if not isinstance(saved, dict):
+        log.warning("%s is not readable genes (not a JSON object): evolving anew", path)
+        return None
+    return saved
 
 
 def genetic_search(fitness, n_genes: int, cfg, rng: np.random.Generator, label: str = "") -> dict:
