@@ -243,6 +243,22 @@ def test_the_phrase_summary_round_trips_through_json_with_unmeasured_values():
     assert (mood_targets(again, cfg).bins == mood_targets(summary, cfg).bins).all()
 
 
+@pytest.mark.parametrize("damage", ["cut", "list", "keys"])
+def test_a_damaged_kept_phrase_summary_is_one_line_naming_the_fix(tmp_path, damage):
+    from moodgen.steering.attributes import kept_summary
+
+    scores = [score_of(C_MAJOR_SCALE), score_of(C_MINOR_CHORDS), score_of(C_MAJOR_SCALE), score_of(C_MINOR_CHORDS)]
+    text = json.dumps(phrase_summary(scores, np.arange(4)).to_json())
+    path = tmp_path / "attributes_phrases.json"
+    path.write_text(text)
+    assert kept_summary(path).moods.tolist() == [0, 1, 2, 3]
+    damaged = {"cut": text[: len(text) // 2], "list": "[1, 2]", "keys": json.dumps({**json.loads(text), "moods": None})}
+    path.write_text(damaged[damage])
+    with pytest.raises(MoodgenError, match=r"is damaged .*data_root=.*steering=none") as caught:
+        kept_summary(path)
+    assert "\n" not in str(caught.value)
+
+
 def test_bad_attribute_options_are_one_line_naming_the_fix():
     with pytest.raises(MoodgenError, match=r"steering\.scale=loud \(use mask, bias or off\)"):
         check_options(steering_cfg(scale="loud"))

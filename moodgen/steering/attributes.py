@@ -270,7 +270,7 @@ class AttributeSteering(Steering):
         """From the labelled phrases when given (and kept beside the attribute LM), else the kept one."""
         path = job.cache_dir / PHRASES if job.cache_dir else None
         if job.conditioning is None and path is not None and path.exists():
-            return PhraseSummary.from_json(json.loads(path.read_text()))
+            return kept_summary(path)
         data = self.data(job)
         summary = phrase_summary([job.tokenizer.decode([p.tolist()]) for p in data.phrases], data.moods)
         if path is not None:
@@ -364,3 +364,14 @@ class AttributeSteering(Steering):
         got = conditions(job.tokenizer, [np.asarray(ids) for ids in pool], hold) - 1  # [rows, H]; -1: no notes
         off = np.where(got < 0, UNMEASURED_OFF, np.abs(got - asked))
         return np.where(asked < 0, 0, off).sum(1)
+
+
+def kept_summary(path) -> PhraseSummary:
+    """The phrase summary kept beside the attribute LM; a damaged one is one line naming the fix, not a traceback."""
+    try:
+        return PhraseSummary.from_json(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise MoodgenError(
+            f"{path} is damaged ({type(exc).__name__}): generate with the model run's VGMIDI data "
+            "(data_root=<folder>) to learn the mood targets again, or use steering=none"
+        ) from None
