@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -16,7 +17,7 @@ from moodgen.classifier.handcrafted import NAMES
 from moodgen.errors import MoodgenError
 from moodgen.generation.pieces import Judges, predicted_moods
 from moodgen.generation.run import steering_report
-from moodgen.steering.base import sampling_stream
+from moodgen.steering.base import GenerationJob, sampling_stream
 from moodgen.steering.neurons import distinct_best, genetic_search
 from moodgen.steering.rerank import keep_best
 
@@ -199,3 +200,30 @@ def test_a_damaged_genes_file_is_a_cache_miss_with_one_line(tmp_path, caplog, te
     assert "is not readable genes" in caplog.text and "evolving anew" in caplog.text
     path.write_text('{"key": "k", "values": [0.5]}')
     assert _saved_genes(path) == {"key": "k", "values": [0.5]}
+
+
+@dataclasses.dataclass
+class DrawnPieces(GenerationJob):
+    """A job whose 'pieces' are one token drawn from its generator: what the GA sampled is what it was given."""
+
+    drawn: list = dataclasses.field(default_factory=list)  # the same list in every copy `dataclasses.replace` makes
+
+    def sample(self, n, state_hook=None, seconds=None, max_tokens=None, prefix=None, net=None):
+        self.drawn.append(torch.randint(4, (n,), generator=self.generator).tolist())
+        return [[t] for t in self.drawn[-1]]
+
+
+def test_each_ga_seed_and_mood_evolves_from_streams_of_its_own():
+    """With seed + mood, seed 1's depressed GA drew the very samples of seed 0's calm one (the benchmark's fits)."""
+    from moodgen.steering.neurons import EvolvedNeurons
+
+    def evolve(seed: int, mood: int) -> list[list[int]]:
+        cfg = SimpleNamespace(**vars(GA), fitness_pieces=2, fitness_seconds=1.0, seed=seed)
+        judges = SimpleNamespace(probe="fixed", probe_proba=lambda pieces: np.eye(4)[[p[0] for p in pieces]])
+        job = DrawnPieces(None, None, judges, 4.0, 1.0, 0.95, 8, torch.Generator().manual_seed(99))
+        EvolvedNeurons(cfg).evolve(job, mood, np.arange(2), np.zeros(2), np.ones(2))
+        return job.drawn
+
+    assert evolve(0, 1) == evolve(0, 1)  # one setting, one result: the genes can be cached
+    assert evolve(1, 0) != evolve(0, 1)
+    assert evolve(0, 0) != evolve(0, 1) and evolve(0, 0) != evolve(1, 0)

@@ -22,7 +22,7 @@ import torch
 from ..data.cache import write_atomic
 from ..errors import MoodgenError
 from ..moods import MOODS
-from .base import GenerationJob, Steering, settings_home, settings_key
+from .base import GenerationJob, Steering, sampling_stream, settings_home, settings_key
 
 log = logging.getLogger("moodgen")
 SETTINGS = (
@@ -37,6 +37,7 @@ SETTINGS = (
     "gene_range",
     "seed",
 )
+DESIGN = "GA streams per (seed, mood)"  # what the settings cannot say; changed: genes evolved before are evolved again
 
 
 def neuron_set(neurons: dict | None, mood: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,7 +72,9 @@ def clamp_hook(units: np.ndarray, values: np.ndarray):
 class EvolvedNeurons(Steering):
     def settings_key(self, units: np.ndarray, job: GenerationJob) -> str:
         """Genes fit the GA settings, the units and the sampling they were evolved under."""
-        return settings_key(self.cfg, SETTINGS, units=units.tolist(), temperature=job.temperature, top_p=job.top_p)
+        return settings_key(
+            self.cfg, SETTINGS, design=DESIGN, units=units.tolist(), temperature=job.temperature, top_p=job.top_p
+        )
 
     def genes(self, job: GenerationJob, mood: int) -> np.ndarray:
         """The evolved values for this mood: from the model run's cache, else evolved now (and cached).
@@ -99,9 +102,10 @@ class EvolvedNeurons(Steering):
         cfg = self.cfg
         if job.judges.probe is None:
             raise MoodgenError("steering=neurons needs the model run's mood classifier; use steering=none")
-        seed = cfg.seed + mood  # fixed, not the pieces' seed: one cached result per setting
-        # the GA draws its own samples, so generation after it matches generation from cached genes
-        job = dataclasses.replace(job, generator=torch.Generator().manual_seed(seed))
+        # fixed, not the pieces' seed: one cached result per setting. Streams of their own per (seed, mood): with
+        # seed + mood, seed 1's depressed GA drew seed 0's calm one's samples (the benchmark's fits use seed, seed + 1).
+        # The GA draws its own samples, so generation after it matches generation from cached genes.
+        job = dataclasses.replace(job, generator=sampling_stream(cfg.seed, mood))
 
         def fitness(genes: np.ndarray) -> np.ndarray:  # [P, k] -> [P]
             values = np.repeat(mean + genes * scale, cfg.fitness_pieces, axis=0)  # [P*B, k]
@@ -110,7 +114,7 @@ class EvolvedNeurons(Steering):
             return proba.reshape(len(genes), cfg.fitness_pieces).mean(1)
 
         start = time.perf_counter()
-        result = genetic_search(fitness, len(units), cfg, np.random.default_rng(seed), MOODS[mood])
+        result = genetic_search(fitness, len(units), cfg, np.random.default_rng([cfg.seed, mood]), MOODS[mood])
         best = np.array(result["genes"])
         return {**result, "values": (mean + best * scale).tolist(), "seconds": time.perf_counter() - start}
 
