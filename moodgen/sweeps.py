@@ -60,9 +60,19 @@ def read_swept_keys(sweep_dir: str | Path) -> list[str] | None:
 
 
 class MlflowSweepCallback(Callback):
+    watch = None  # the SLURM jobs' watcher (moodgen.slurm_watch) while a hydra/launcher=slurm sweep runs
+
+    def __getstate__(self) -> dict:
+        """Without the watcher: submitit pickles the launcher, callbacks and all, into every job."""
+        return {key: value for key, value in self.__dict__.items() if key != "watch"}
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from .tracking import open_parent_run
 
+        if str(config.hydra.launcher.get("_target_", "")).endswith("SlurmLauncher"):
+            from .slurm_watch import SlurmWatch
+
+            self.watch = SlurmWatch(Path(str(config.hydra.launcher.submitit_folder)).parent).start()
         storage = config.hydra.sweeper.get("storage")
         if isinstance(storage, str) and storage.startswith("sqlite:///"):  # Optuna does not create folders
             Path(storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -80,10 +90,17 @@ class MlflowSweepCallback(Callback):
         log.info("sweep %r: parent MLflow run %s", name, parent)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        never_started = self.watch.stop() if self.watch is not None else None
         failures = failed_jobs(config.hydra.sweep.dir)
+        if never_started:  # cancelled by the watcher: no job can run, so none wrote its failure
+            failures.append({"job": "-", "arm": "every arm", "error": never_started, "user": True})
         parent = parent_run_id(config.hydra.sweep.dir)
         if parent is not None:
             self.compare(config, parent, failures)
+        if never_started:
+            from .cli import fail
+
+            fail(never_started)
         launched = max(launched_jobs(config.hydra.sweep.dir), len(failures))
         # while the sweeper raises, report only when no job ran: then its error (Optuna: no best trial) is theirs
         if failures and (sys.exc_info()[1] is None or len(failures) == launched):

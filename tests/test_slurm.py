@@ -147,6 +147,56 @@ def test_a_job_failing_inside_slurm_is_one_line_with_its_log(tmp_path, midi_fold
     assert slurm_cluster.drained() == []
 
 
+def test_a_sweep_whose_jobs_can_never_start_ends_in_one_line_with_its_jobs_cancelled(
+    tmp_path,
+    midi_folder,
+    slurm_cluster,  # noqa: F811
+):
+    """A job asking more time than its partition allows pends (PartitionTimeLimit) forever; submitit would wait on."""
+    partition = f"short{tmp_path.name[-6:]}".replace("_", "")
+    create = ["scontrol", "create", f"PartitionName={partition}", f"Nodes={slurm_cluster.node}", "MaxTime=1"]
+    subprocess.run(create, check=True, capture_output=True, timeout=30)
+    try:
+        args = [f"hydra.launcher.partition={partition}", "model.dropout=0.1,0.2", *folder_args(midi_folder)]
+        result = sweep(tmp_path, *args, expect=2)  # LAUNCHER asks 5 minutes: over the partition's 1
+    finally:
+        subprocess.run(["scontrol", "delete", f"PartitionName={partition}"], capture_output=True, timeout=30)
+    line = result.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf"moodgen: error: SLURM job \d+_\S+ can never start on partition {partition} \(PartitionTimeLimit\): "
+        r"its time limit is over the partition's: lower hydra\.launcher\.timeout_min; "
+        r"the sweep's SLURM job\(s\) \d+ were cancelled",
+        line,
+    ), result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert slurm_cluster.drained() == []  # cancelled, not left pending
+    _, parent, children = parent_and_children(tmp_path, "train")
+    assert children == [] and parent.info.status == "FAILED"
+    assert "PartitionTimeLimit" in parent.data.tags["moodgen.failed_arms"]
+
+
+def test_a_job_waiting_in_the_queue_is_said_once_a_reason_and_left_to_wait(tmp_path, monkeypatch, caplog):
+    """No cluster needed: what the watcher does with squeue's rows for jobs that will start in time."""
+    from moodgen import slurm_watch
+
+    monkeypatch.setattr(slurm_watch, "SAY_AFTER_S", 0.0)
+    for name in ("12_0", "12_1", "13", "logs", "12_x"):
+        (tmp_path / name).mkdir()
+    watch = slurm_watch.SlurmWatch(tmp_path)
+    assert watch.job_ids() == ["12", "13"]  # submitit's folders: array tasks under their array job
+    caplog.set_level("INFO", logger="moodgen")
+    for _ in range(3):
+        assert not watch.check([("12_0", "gpu", "Resources"), ("13", "gpu", "Priority")], ["12", "13"])
+    assert watch.check([("12_0", "gpu", "Resources"), ("13", "gpu", "Resources")], ["12", "13"]) is False
+    said = [r.getMessage() for r in caplog.records if "waits on partition" in r.getMessage()]
+    assert said == [
+        "SLURM job 12_0 waits on partition gpu (Resources); `scancel 12_0` stops it",
+        "SLURM job 13 waits on partition gpu (Priority); `scancel 13` stops it",
+        "SLURM job 13 waits on partition gpu (Resources); `scancel 13` stops it",
+    ]
+    assert watch.cancelled is None
+
+
 @pytest.mark.parametrize(
     ("params", "label"),
     [({}, "model.dropout=0.2"), ({"model.noise_std": "0.0,0.1"}, "model.dropout=0.2 model.noise_std=0.1")],
