@@ -79,6 +79,17 @@ def test_units_are_keyed_by_fit_and_the_interval_over_fits_carries_a_fits_luck()
         assert row["cluster_high"] - row["cluster_low"] > 2 * (row["high"] - row["low"])
 
 
+def test_a_paired_table_has_rows_or_says_why_it_has_none():
+    from moodgen.bench.summary import paired_table
+
+    row = {"method": "b", "baseline": "a", "diff": 0.1, "low": 0.0, "high": 0.2, "units": 8}
+    assert paired_table([row | {"judge": "accuracy"}])[2] == "| b | a | +0.100 [+0.000, +0.200] | 8 |"
+    assert paired_table([], "accuracy") == [
+        "One method, nothing to pair it with: name others in `compare` (e.g. `compare=[none]`)."
+    ]
+    assert paired_table([row | {"judge": "accuracy"}], "state_accuracy") == []  # said once, under the first judge
+
+
 def test_a_fits_stream_is_its_own_and_fit_0s_the_one_drawn_before_fits():
     from moodgen.bench.run import fit_settings, unit_stream
     from moodgen.steering.base import sampling_stream

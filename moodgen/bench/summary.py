@@ -38,6 +38,10 @@ def accuracy_table(
 
 def paired_table(paired: list[dict], judge: str = "accuracy", fits: int = 1) -> list[str]:
     """Each pair's mean difference with its interval over units; with several fits also over (fold, fit) clusters."""
+    if not any(p["judge"] == judge for p in paired):  # one method: no header over an empty table
+        return ["One method, nothing to pair it with: name others in `compare` (e.g. `compare=[none]`)."] * (
+            judge == "accuracy"
+        )
     by_fit = fits > 1
     header = "| method | vs | accuracy difference [95 % CI] | units |"
     header += " over fits [95 % CI] | clusters |" if by_fit else ""
