@@ -23,10 +23,10 @@ log = logging.getLogger("moodgen")
 
 POLL_S = 5.0
 SAY_AFTER_S = 60.0  # a pending job says why only once it has waited this long (a busy queue is normal)
-# pending reasons a job never leaves without a new request (Slurm's job_reason_codes), each with what to change
+# pending reasons a job never leaves without a new request (Slurm's job_reason_codes), each with what to change.
+# Not PartitionNodeLimit: Slurm also gives it while the nodes a job needs are down or drained, which passes.
 NEVER_STARTS = {
     "PartitionTimeLimit": "its time limit is over the partition's: lower hydra.launcher.timeout_min",
-    "PartitionNodeLimit": "it asks more nodes than the partition allows: lower trainer.num_nodes",
     "PartitionConfig": (
         "the partition cannot give what it asks: lower hydra.launcher.cpus_per_task, mem_gb or gpus_per_node, "
         "or pick another hydra.launcher.partition"
