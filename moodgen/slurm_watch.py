@@ -47,6 +47,7 @@ class SlurmWatch:
         self.folder, self.poll_s = Path(folder), poll_s
         self.cancelled: str | None = None  # the one line, once the sweep's jobs were cancelled
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # a stopped watcher never cancels: stop() and the decision to cancel take turns
         self._said: set[tuple[str, str]] = set()
         self._first_seen: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="moodgen-slurm-watch", daemon=True)
@@ -57,7 +58,8 @@ class SlurmWatch:
 
     def stop(self) -> str | None:
         """Stop watching; the line to end the command with, if the watcher cancelled the sweep."""
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         return self.cancelled
 
     def job_ids(self) -> list[str]:
@@ -70,9 +72,13 @@ class SlurmWatch:
     def _run(self) -> None:
         while not self._stop.wait(self.poll_s):
             ids = self.job_ids()
-            if ids and self.check(pending_reasons(ids), ids):
-                _thread.interrupt_main()  # submitit's wait ends; the sweep callback says why
-                return
+            pending = pending_reasons(ids) if ids else []
+            with self._lock:
+                if self._stop.is_set():  # the sweep ended while squeue answered: its jobs are done, not stuck
+                    return
+                if self.check(pending, ids):
+                    _thread.interrupt_main()  # submitit's wait ends; the sweep callback says why
+                    return
 
     def check(self, pending: list[tuple[str, str, str]], ids: list[str]) -> bool:
         """True once a job can never start (the sweep's jobs then cancelled); other waits said once."""

@@ -197,6 +197,34 @@ def test_a_job_waiting_in_the_queue_is_said_once_a_reason_and_left_to_wait(tmp_p
     assert watch.cancelled is None
 
 
+def test_a_watcher_stopped_while_squeue_answers_cancels_nothing(tmp_path, monkeypatch):
+    """No cluster needed: the sweep ends (its jobs done) while the watcher waits on squeue; whatever squeue then
+    says, a stopped watcher neither cancels jobs nor interrupts the command that is finishing."""
+    import threading
+
+    from moodgen import slurm_watch
+
+    (tmp_path / "120_0").mkdir()
+    asked, answer = threading.Event(), threading.Event()
+
+    def pending_reasons(ids):
+        asked.set()
+        answer.wait(10)
+        return [("120_[0-1%2]", "short", "PartitionTimeLimit")]
+
+    done = []
+    monkeypatch.setattr(slurm_watch, "pending_reasons", pending_reasons)
+    monkeypatch.setattr(slurm_watch, "cancel", lambda ids: done.append(("scancel", *ids)))
+    monkeypatch.setattr(slurm_watch._thread, "interrupt_main", lambda: done.append("interrupt"))
+    watch = slurm_watch.SlurmWatch(tmp_path, poll_s=0.01).start()
+    assert asked.wait(10)
+    assert watch.stop() is None  # the sweep's end stops the watcher mid-question
+    answer.set()
+    watch._thread.join(10)
+    assert not watch._thread.is_alive()
+    assert done == [] and watch.cancelled is None
+
+
 @pytest.mark.parametrize(
     ("params", "label"),
     [({}, "model.dropout=0.2"), ({"model.noise_std": "0.0,0.1"}, "model.dropout=0.2 model.noise_std=0.1")],
