@@ -14,6 +14,7 @@ from __future__ import annotations
 import _thread
 import logging
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -51,8 +52,14 @@ class SlurmWatch:
         self._said: set[tuple[str, str]] = set()
         self._first_seen: dict[str, float] = {}
         self._thread = threading.Thread(target=self._run, name="moodgen-slurm-watch", daemon=True)
+        self._sigint: signal.Handlers | None = None  # SIGINT's disposition before start(), when start() changed it
 
     def start(self) -> SlurmWatch:
+        """Start watching; call from the main thread (signal handlers can only be set there)."""
+        if not callable(signal.getsignal(signal.SIGINT)):
+            # a sweep started in the background (`nohup ... &`) ignores SIGINT, and interrupt_main() then does
+            # nothing: Python's own Ctrl-C handler while the watcher may need it, the old disposition after
+            self._sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
         self._thread.start()
         return self
 
@@ -60,6 +67,9 @@ class SlurmWatch:
         """Stop watching; the line to end the command with, if the watcher cancelled the sweep."""
         with self._lock:
             self._stop.set()
+        if self._sigint is not None:
+            signal.signal(signal.SIGINT, self._sigint)
+            self._sigint = None
         return self.cancelled
 
     def job_ids(self) -> list[str]:

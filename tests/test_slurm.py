@@ -4,6 +4,7 @@ real jobs under one parent run, DDP ranks started by srun, a failed job reported
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -39,9 +40,13 @@ def folder_args(midi_folder) -> list[str]:
     return ["data=folder", f"data.root={midi_folder}", "data.val_fraction=0.25", *TINY_MODEL, *FAST]
 
 
-def sweep(tmp_path, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
+def sweep(tmp_path, *args: str, expect: int = 0, background: bool = False) -> subprocess.CompletedProcess:
+    """The sweep's command; `background`: started as `cmd &` without job control starts it, SIGINT ignored."""
     command = [sys.executable, "-m", "moodgen.train", "-m", *LAUNCHER, *args, f"paths.root_dir={tmp_path}"]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None
+    result = subprocess.run(
+        command, capture_output=True, text=True, cwd=tmp_path, timeout=300, preexec_fn=ignore_sigint
+    )
     assert result.returncode == expect, result.stderr[-4000:]
     return result
 
@@ -147,18 +152,21 @@ def test_a_job_failing_inside_slurm_is_one_line_with_its_log(tmp_path, midi_fold
     assert slurm_cluster.drained() == []
 
 
+@pytest.mark.parametrize("background", [False, True], ids=["foreground", "background"])
 def test_a_sweep_whose_jobs_can_never_start_ends_in_one_line_with_its_jobs_cancelled(
     tmp_path,
     midi_folder,
     slurm_cluster,  # noqa: F811
+    background,
 ):
-    """A job asking more time than its partition allows pends (PartitionTimeLimit) forever; submitit would wait on."""
+    """A job asking more time than its partition allows pends (PartitionTimeLimit) forever; submitit would wait on.
+    In the background (`nohup ... &`, SIGINT ignored) too: there interrupting submitit's wait needs a handler."""
     partition = f"short{tmp_path.name[-6:]}".replace("_", "")
     create = ["scontrol", "create", f"PartitionName={partition}", f"Nodes={slurm_cluster.node}", "MaxTime=1"]
     subprocess.run(create, check=True, capture_output=True, timeout=30)
     try:
         args = [f"hydra.launcher.partition={partition}", "model.dropout=0.1,0.2", *folder_args(midi_folder)]
-        result = sweep(tmp_path, *args, expect=2)  # LAUNCHER asks 5 minutes: over the partition's 1
+        result = sweep(tmp_path, *args, expect=2, background=background)  # LAUNCHER asks 5 min, the partition 1
     finally:
         subprocess.run(["scontrol", "delete", f"PartitionName={partition}"], capture_output=True, timeout=30)
     line = result.stderr.strip().splitlines()[-1]
