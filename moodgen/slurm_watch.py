@@ -56,7 +56,8 @@ class SlurmWatch:
 
     def start(self) -> SlurmWatch:
         """Start watching; call from the main thread (signal handlers can only be set there)."""
-        if not callable(signal.getsignal(signal.SIGINT)):
+        main = threading.current_thread() is threading.main_thread()
+        if main and not callable(signal.getsignal(signal.SIGINT)):
             # a sweep started in the background (`nohup ... &`) ignores SIGINT, and interrupt_main() then does
             # nothing: Python's own Ctrl-C handler while the watcher may need it, the old disposition after
             self._sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -67,7 +68,7 @@ class SlurmWatch:
         """Stop watching; the line to end the command with, if the watcher cancelled the sweep."""
         with self._lock:
             self._stop.set()
-        if self._sigint is not None:
+        if self._sigint is not None and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self._sigint)
             self._sigint = None
         return self.cancelled
