@@ -41,7 +41,7 @@ def folder_args(midi_folder) -> list[str]:
 
 
 def sweep(tmp_path, *args: str, expect: int = 0, background: bool = False) -> subprocess.CompletedProcess:
-    """The sweep's command; `background`: started as `cmd &` without job control starts it, SIGINT ignored."""
+    """The sweep's command; `background`: started as a shell starts `cmd &` without job control (SIGINT ignored)."""
     command = [sys.executable, "-m", "moodgen.train", "-m", *LAUNCHER, *args, f"paths.root_dir={tmp_path}"]
     ignore_sigint = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None
     result = subprocess.run(
