@@ -10,6 +10,9 @@ import numpy as np
 
 from ..moods import MOODS
 
+# what a paired table says when the run compared no two methods
+NO_PAIRS = "One method, nothing to pair it with: name others in `compare` (e.g. `compare=[none]`)."
+
 
 def interval(metrics: dict, prefix: str, judge: str = "accuracy") -> str:
     value, low, high = (metrics[f"{prefix}/{judge}{s}"] for s in ("", "_low", "_high"))
@@ -38,10 +41,8 @@ def accuracy_table(
 
 def paired_table(paired: list[dict], judge: str = "accuracy", fits: int = 1) -> list[str]:
     """Each pair's mean difference with its interval over units; with several fits also over (fold, fit) clusters."""
-    if not any(p["judge"] == judge for p in paired):  # one method: no header over an empty table
-        return ["One method, nothing to pair it with: name others in `compare` (e.g. `compare=[none]`)."] * (
-            judge == "accuracy"
-        )
+    if not any(p["judge"] == judge for p in paired):  # one method: no header over an empty table, said once
+        return [NO_PAIRS] if judge == "accuracy" else []
     by_fit = fits > 1
     header = "| method | vs | accuracy difference [95 % CI] | units |"
     header += " over fits [95 % CI] | clusters |" if by_fit else ""
